@@ -1,0 +1,5 @@
+"""Hand-written kernels on raw arrays (NumPy on the CPU, CUDA C through CuPy on the GPU).
+
+Arrays in, arrays out: nothing here knows about Tensors or autodiff, and nothing here imports
+``scratchgen``. ``scratchgen.functional`` wraps these functions as differentiable ops.
+"""

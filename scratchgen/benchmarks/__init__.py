@@ -1,0 +1,1 @@
+"""Benchmarks run by ``scratchgen bench NAME``: each prints ratios and GFLOP/s."""

@@ -1,0 +1,546 @@
+"""Elementwise ops: arithmetic with broadcasting, and the usual nonlinearities.
+
+Each backward is the derivative written with differentiable ops, so that it can be
+differentiated again. Where a derivative is piecewise (ReLU, abs, clip) its 0/1 mask is a
+constant: the second derivative of a piecewise-linear function is zero away from its kinks.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from scratchgen import backend
+from scratchgen.autograd import Function, Tensor
+from scratchgen.functional.registry import register
+from scratchgen.functional.shape import sum_to, sum_to_array
+
+__all__ = [
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log1p", "sqrt", "abs", "tanh",
+    "sigmoid", "relu", "leaky_relu", "elu", "softplus", "clip", "maximum", "minimum", "where",
+    "cast", "to_device", "clone", "as_tensor",
+]
+
+
+def as_tensor(x: Any, like: Tensor) -> Tensor:
+    """A constant Tensor from a number or array, with ``like``'s dtype (for numbers) and device."""
+    if isinstance(x, Tensor):
+        return x
+    xp = backend.get_array_module(like.data)
+    if isinstance(x, (int, float, bool)) or (hasattr(x, "ndim") and x.ndim == 0 and
+                                             not backend._is_cupy(x)):
+        return Tensor(xp.asarray(x, dtype=like.dtype))
+    return Tensor(xp.asarray(x))
+
+
+def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, b)
+    elif not isinstance(b, Tensor):
+        b = as_tensor(b, a)
+    return a, b
+
+
+# ---- arithmetic ------------------------------------------------------------------------------
+
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (sum_to(g, a.shape) if need_a else None,
+                sum_to(g, b.shape) if need_b else None)
+
+    def backward_arrays(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (sum_to_array(g, a.shape) if need_a else None,
+                sum_to_array(g, b.shape) if need_b else None)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (sum_to(g, a.shape) if need_a else None,
+                sum_to(neg(g), b.shape) if need_b else None)
+
+    def backward_arrays(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (sum_to_array(g, a.shape) if need_a else None,
+                sum_to_array(-g, b.shape) if need_b else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (sum_to(g * b, a.shape) if need_a else None,
+                sum_to(g * a, b.shape) if need_b else None)
+
+    def backward_arrays(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (sum_to_array(g * b.data, a.shape) if need_a else None,
+                sum_to_array(g * a.data, b.shape) if need_b else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        ga = g / b
+        # d(a/b)/db = -a/b^2 = -(g/b) * (a/b)
+        return (sum_to(ga, a.shape) if need_a else None,
+                sum_to(neg(ga * self.output()), b.shape) if need_b else None)
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return neg(g)
+
+
+class PowScalar(Function):
+    """x ** p for a constant p: d/dx = p x^(p-1)."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def forward(self, x):
+        return x ** self.p
+
+    def backward(self, g):
+        (x,) = self.inputs
+        p = self.p
+        if p == 2:
+            return g * (2.0 * x)
+        if p == 1:
+            return g
+        return g * (p * pow(x, p - 1))
+
+
+class Pow(Function):
+    """x ** y for tensors: d/dx = y x^(y-1), d/dy = x^y log x (defined for x > 0)."""
+
+    def forward(self, x, y):
+        return x ** y
+
+    def backward(self, g):
+        x, y = self.inputs
+        need_x, need_y = self.needs_input_grad
+        gx = sum_to(g * y * pow(x, y - 1.0), x.shape) if need_x else None
+        gy = sum_to(g * self.output() * log(x), y.shape) if need_y else None
+        return gx, gy
+
+
+@register()
+def add(a: Any, b: Any) -> Tensor:
+    """a + b, with NumPy broadcasting."""
+    a, b = _pair(a, b)
+    return Add.apply(a, b)
+
+
+@register()
+def sub(a: Any, b: Any) -> Tensor:
+    """a - b, with broadcasting."""
+    a, b = _pair(a, b)
+    return Sub.apply(a, b)
+
+
+@register()
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b, with broadcasting."""
+    a, b = _pair(a, b)
+    return Mul.apply(a, b)
+
+
+@register()
+def div(a: Any, b: Any) -> Tensor:
+    """a / b, with broadcasting."""
+    a, b = _pair(a, b)
+    return Div.apply(a, b)
+
+
+@register()
+def neg(a: Tensor) -> Tensor:
+    """-a."""
+    return Neg.apply(a)
+
+
+@register()
+def pow(x: Any, y: Any) -> Tensor:
+    """x ** y. A number exponent gives the cheaper ``p x^(p-1)`` derivative."""
+    if isinstance(x, Tensor) and not isinstance(y, Tensor):
+        return PowScalar.apply(x, p=float(y))
+    x, y = _pair(x, y)
+    return Pow.apply(x, y)
+
+
+# ---- smooth unary functions ------------------------------------------------------------------
+
+class Exp(Function):
+    def forward(self, x):
+        return backend.get_array_module(x).exp(x)
+
+    def backward(self, g):
+        return g * self.output()
+
+    def backward_arrays(self, g):
+        return g * self._outputs[0]
+
+
+class Log(Function):
+    def forward(self, x):
+        return backend.get_array_module(x).log(x)
+
+    def backward(self, g):
+        return g / self.inputs[0]
+
+
+class Log1p(Function):
+    def forward(self, x):
+        return backend.get_array_module(x).log1p(x)
+
+    def backward(self, g):
+        return g / (self.inputs[0] + 1.0)
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        return backend.get_array_module(x).sqrt(x)
+
+    def backward(self, g):
+        return g * 0.5 / self.output()
+
+
+class Tanh(Function):
+    def forward(self, x):
+        return backend.get_array_module(x).tanh(x)
+
+    def backward(self, g):
+        y = self.output()
+        return g * (1.0 - y * y)
+
+    def backward_arrays(self, g):
+        y = self._outputs[0]
+        return g * (1 - y * y)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        # 1/(1+e^-x) overflows e^-x for very negative x; tanh form is stable everywhere.
+        return 0.5 * (xp.tanh(0.5 * x) + 1.0)
+
+    def backward(self, g):
+        y = self.output()
+        return g * y * (1.0 - y)
+
+    def backward_arrays(self, g):
+        y = self._outputs[0]
+        return g * y * (1 - y)
+
+
+class Softplus(Function):
+    """softplus(x) = log(1 + e^{beta x}) / beta, linear above ``threshold`` as PyTorch."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        bx = self.beta * x
+        # log1p(e^{z}) = max(z, 0) + log1p(e^{-|z|}) never overflows
+        y = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / self.beta
+        return xp.where(bx > self.threshold, x, y).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        (x,) = self.inputs
+        return g * sigmoid(x * self.beta)
+
+
+@register()
+def exp(x: Tensor) -> Tensor:
+    """e^x."""
+    return Exp.apply(x)
+
+
+@register()
+def log(x: Tensor) -> Tensor:
+    """Natural logarithm."""
+    return Log.apply(x)
+
+
+@register()
+def log1p(x: Tensor) -> Tensor:
+    """log(1 + x), accurate for small x."""
+    return Log1p.apply(x)
+
+
+@register()
+def sqrt(x: Tensor) -> Tensor:
+    """Square root."""
+    return Sqrt.apply(x)
+
+
+@register()
+def tanh(x: Tensor) -> Tensor:
+    """tanh(x); derivative 1 - tanh(x)^2."""
+    return Tanh.apply(x)
+
+
+@register()
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + e^-x); derivative s(x)(1 - s(x))."""
+    return Sigmoid.apply(x)
+
+
+@register()
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^{beta x}) / beta; derivative sigmoid(beta x)."""
+    return Softplus.apply(x, beta=beta, threshold=threshold)
+
+
+# ---- piecewise functions ---------------------------------------------------------------------
+
+class Abs(Function):
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.sign = xp.sign(x)
+        return xp.abs(x)
+
+    def backward(self, g):
+        return g * Tensor(self.sign)
+
+
+class Relu(Function):
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.maximum(x, 0)
+
+    def backward(self, g):
+        # the derivative is 1 where the output is positive (a constant 0/1 mask)
+        return g * Tensor(self._outputs[0] > 0)
+
+    def backward_arrays(self, g):
+        return g * (self._outputs[0] > 0)
+
+
+class LeakyRelu(Function):
+    def __init__(self, slope: float = 0.01) -> None:
+        self.slope = slope
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        # max(x, a x) equals leaky ReLU for 0 <= a <= 1, and is ~20x faster than where()
+        if 0.0 <= self.slope <= 1.0:
+            return xp.maximum(x, self.slope * x)
+        return xp.where(x > 0, x, self.slope * x)
+
+    def _derivative(self):
+        x = self.inputs[0].data
+        xp = backend.get_array_module(x)
+        return xp.where(x > 0, 1.0, self.slope).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        return g * Tensor(self._derivative())
+
+    def backward_arrays(self, g):
+        return g * self._derivative()
+
+
+class Elu(Function):
+    """elu(x) = x for x > 0, alpha (e^x - 1) otherwise; derivative there is elu(x) + alpha."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.pos = (x > 0).astype(x.dtype)
+        return xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0))).astype(x.dtype,
+                                                                                   copy=False)
+
+    def backward(self, g):
+        pos = Tensor(self.pos)
+        neg_part = (self.output() + self.alpha) * (1.0 - pos)
+        return g * (pos + neg_part)
+
+
+class Clip(Function):
+    def __init__(self, lo: float | None, hi: float | None) -> None:
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        inside = xp.ones(x.shape, dtype=bool)
+        if self.lo is not None:
+            inside &= x >= self.lo
+        if self.hi is not None:
+            inside &= x <= self.hi
+        self.inside = inside.astype(x.dtype)
+        return xp.clip(x, self.lo, self.hi)
+
+    def backward(self, g):
+        return g * Tensor(self.inside)
+
+
+class Maximum(Function):
+    """max(a, b) elementwise; at a tie the gradient goes to ``a``."""
+
+    def forward(self, a, b):
+        xp = backend.get_array_module(a)
+        self.a_wins = (a >= b)
+        return xp.maximum(a, b)
+
+    def backward(self, g):
+        a, b = self.inputs
+        m = self.a_wins.astype(g.dtype)
+        return (sum_to(g * Tensor(m), a.shape) if self.needs_input_grad[0] else None,
+                sum_to(g * Tensor(1.0 - m), b.shape) if self.needs_input_grad[1] else None)
+
+
+class Minimum(Function):
+    """min(a, b) elementwise; at a tie the gradient goes to ``a``."""
+
+    def forward(self, a, b):
+        xp = backend.get_array_module(a)
+        self.a_wins = (a <= b)
+        return xp.minimum(a, b)
+
+    backward = Maximum.backward
+
+
+class Where(Function):
+    def __init__(self, cond: Any) -> None:
+        self.cond = cond
+
+    def forward(self, a, b):
+        return backend.get_array_module(a).where(self.cond, a, b)
+
+    def backward(self, g):
+        a, b = self.inputs
+        m = self.cond.astype(g.dtype)
+        return (sum_to(g * Tensor(m), a.shape) if self.needs_input_grad[0] else None,
+                sum_to(g * Tensor(1.0 - m), b.shape) if self.needs_input_grad[1] else None)
+
+
+@register()
+def abs(x: Tensor) -> Tensor:
+    """|x|; derivative sign(x) (0 at 0)."""
+    return Abs.apply(x)
+
+
+@register()
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0); derivative 1 for x > 0, 0 otherwise (0 at x = 0, as PyTorch)."""
+    return Relu.apply(x)
+
+
+@register()
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise."""
+    return LeakyRelu.apply(x, slope=negative_slope)
+
+
+@register()
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, alpha (e^x - 1) otherwise."""
+    return Elu.apply(x, alpha=alpha)
+
+
+@register()
+def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
+    """Clamp into [min, max]; the gradient is 1 inside (bounds included) and 0 outside."""
+    if min is None and max is None:
+        raise ValueError("clip needs at least one of min and max")
+    return Clip.apply(x, lo=min, hi=max)
+
+
+@register()
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise max(a, b), broadcasting; a tie sends the gradient to ``a``."""
+    a, b = _pair(a, b)
+    return Maximum.apply(a, b)
+
+
+@register()
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise min(a, b), broadcasting; a tie sends the gradient to ``a``."""
+    a, b = _pair(a, b)
+    return Minimum.apply(a, b)
+
+
+@register()
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``cond`` is true, ``b`` elsewhere; ``cond`` is a boolean array or tensor."""
+    a, b = _pair(a, b)
+    c = cond.data if isinstance(cond, Tensor) else cond
+    xp = backend.get_array_module(a.data)
+    c = xp.asarray(c, dtype=bool)
+    return Where.apply(a, b, cond=c)
+
+
+# ---- dtype, device, copy ---------------------------------------------------------------------
+
+class Cast(Function):
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.in_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, g):
+        return cast(g, self.in_dtype)
+
+
+class ToDevice(Function):
+    def __init__(self, device: backend.Device) -> None:
+        self.device = device
+
+    def forward(self, x):
+        self.in_device = backend.device_of(x)
+        return backend.to_device(x, self.device)
+
+    def backward(self, g):
+        return to_device(g, self.in_device)
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return g
+
+
+@register()
+def cast(x: Tensor, dtype: Any) -> Tensor:
+    """The same values in another dtype; the gradient is cast back."""
+    return Cast.apply(x, dtype=backend.as_dtype(dtype))
+
+
+@register()
+def to_device(x: Tensor, device: Any) -> Tensor:
+    """A copy on another device; the gradient travels back."""
+    return ToDevice.apply(x, device=backend.device(device))
+
+
+@register()
+def clone(x: Tensor) -> Tensor:
+    """A copy of the data that stays in the graph."""
+    return Clone.apply(x)

@@ -1,0 +1,59 @@
+"""Matrix products."""
+from __future__ import annotations
+
+from scratchgen.autograd import Function, Tensor
+from scratchgen.functional.registry import register
+from scratchgen.functional.shape import permute, reshape, sum_to, sum_to_array
+
+__all__ = ["matmul"]
+
+
+def _swap_last(t: Tensor) -> Tensor:
+    axes = list(range(t.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return permute(t, tuple(axes))
+
+
+class MatMul(Function):
+    """C = A B over the last two axes, leading axes broadcast.
+
+    dL/dA = dL/dC B^T and dL/dB = A^T dL/dC, each summed over the axes broadcasting added.
+    """
+
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        ga = sum_to(matmul(g, _swap_last(b)), a.shape) if need_a else None
+        gb = sum_to(matmul(_swap_last(a), g), b.shape) if need_b else None
+        return ga, gb
+
+    def backward_arrays(self, g):
+        a, b = self.inputs[0].data, self.inputs[1].data
+        need_a, need_b = self.needs_input_grad
+        ga = sum_to_array(g @ b.swapaxes(-1, -2), a.shape) if need_a else None
+        gb = sum_to_array(a.swapaxes(-1, -2) @ g, b.shape) if need_b else None
+        return ga, gb
+
+
+@register()
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with NumPy's rules: 1-D operands are promoted to a row or column and the
+    added axis is removed afterwards; leading (batch) axes broadcast."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError(f"matmul takes two tensors, got {type(a).__name__} and {type(b).__name__}")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: 0-d operands are not matrices (shapes {a.shape} and {b.shape})")
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+            f"{a.shape[-1]} (last axis of the first) != "
+            f"{b.shape[-2 if b.ndim > 1 else 0]} (first matrix axis of the second)"
+        )
+    if a.ndim == 1:
+        return reshape(matmul(reshape(a, (1,) + a.shape), b), b.shape[:-2] + b.shape[-1:])
+    if b.ndim == 1:
+        return reshape(matmul(a, reshape(b, b.shape + (1,))), a.shape[:-1])
+    return MatMul.apply(a, b)
