@@ -40,6 +40,8 @@ _anomaly_enabled = False
 # Every recorded node gets the next number: a node's inputs were made by nodes with smaller
 # numbers, so processing nodes by decreasing number is a topological order.
 _sequence = 0
+# In anomaly mode: the node whose backward is running, so errors can name it.
+_backward_of: "Function | None" = None
 
 
 def is_grad_enabled() -> bool:
@@ -202,6 +204,12 @@ class Function:
         if _anomaly_enabled:
             outs = out if multi else (out,)
             if not _all_finite(backend.get_array_module(outs[0]), outs):
+                if _backward_of is not None:
+                    raise FloatingPointError(
+                        f"{_backward_of.name}.backward produced NaN or Inf (in a {cls.__name__} "
+                        f"op); the {_backward_of.name} op was called at "
+                        f"{getattr(_backward_of, '_where', '<unknown>')}"
+                    )
                 raise FloatingPointError(
                     f"{cls.__name__} produced NaN or Inf in its forward output; "
                     f"called at {_user_frame()}"
@@ -762,7 +770,7 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
     gradients of ``targets`` are returned (in order, None where unreached), no ``.grad`` is
     touched, and only the part of the graph that leads to a target is walked.
     """
-    global _grad_enabled
+    global _grad_enabled, _backward_of
     if root_grads is None:
         root_grads = [None] * len(roots)
     if len(root_grads) != len(roots):
@@ -856,6 +864,8 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
             if len(gouts) > 1:
                 gouts = [(fn._outputs[i] * 0 if raw else fn._zeros_like_output(i))
                          if g is None else g for i, g in enumerate(gouts)]
+            if _anomaly_enabled:
+                _backward_of = fn
             if raw and fn.backward_arrays is not None:
                 gins = fn.backward_arrays(*gouts)
                 if not isinstance(gins, tuple):
@@ -898,6 +908,7 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
                 fn._free()
     finally:
         _grad_enabled = prev_mode
+        _backward_of = None
         for _, fn in queue:  # after an error: leave no half-summed gradients behind
             fn._pending = None
 

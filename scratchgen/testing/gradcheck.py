@@ -73,7 +73,7 @@ def _evaluate(fn: Callable, inputs: Sequence[Any]) -> numpy.ndarray:
 
 
 def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
-              atol: float = 1e-5, rtol: float = 1e-3, mode: str = "auto",
+              atol: float = 1e-6, rtol: float = 1e-5, mode: str = "auto",
               n_projections: int = 4, on_kink: str = "raise", seed: int = 0,
               full_limit: int = 512) -> bool:
     """Check the backward of ``fn(*inputs)`` against central finite differences.
@@ -210,7 +210,7 @@ def _check_projections(fn, inputs, diff, outs, eps, atol, rtol, n_projections, s
 
 
 def gradgradcheck(fn: Callable[..., Any], inputs: Sequence[Any], grad_outputs: Any = None,
-                  eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, mode: str = "auto",
+                  eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-5, mode: str = "auto",
                   on_kink: str = "raise", seed: int = 0) -> bool:
     """Check second derivatives: gradcheck of (inputs, v) -> v^T J(inputs), built with
     ``create_graph=True``. ``v`` (random when not given) is checked as an input too, which
@@ -237,5 +237,19 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Sequence[Any], grad_outputs: A
         return tuple(g if g is not None else Tensor(xs[i].xp.zeros(xs[i].shape, xs[i].dtype))
                      for g, i in zip(gs, positions))
 
+    # The graph-building backward (create_graph=True) and the array-level fast path (used
+    # without it) must give the same first derivatives before the former is differentiated.
+    with_graph = first_derivative(*inputs, *grad_outputs)
+    outs = _outputs(fn(*inputs))
+    pairs = [(o, v) for o, v in zip(outs, grad_outputs) if o.requires_grad]
+    plain = grad([o for o, _ in pairs], [inputs[i] for i in positions],
+                 [Tensor(v.data) for _, v in pairs], allow_unused=True)
+    for k, (a, b) in enumerate(zip(with_graph, plain)):
+        b_arr = numpy.zeros(a.shape) if b is None else b.numpy()
+        if not numpy.allclose(a.numpy(), b_arr, rtol=1e-10, atol=1e-12):
+            raise GradcheckError(
+                f"backward with create_graph=True and without it disagree for input {k}: "
+                f"max difference {numpy.abs(a.numpy() - b_arr).max():.3g}"
+            )
     return gradcheck(first_derivative, list(inputs) + list(grad_outputs), eps=eps, atol=atol,
                      rtol=rtol, mode=mode, on_kink=on_kink, seed=seed)

@@ -1,0 +1,5 @@
+import sys
+
+from scratchgen.cli import main
+
+sys.exit(main())
