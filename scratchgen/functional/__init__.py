@@ -9,3 +9,4 @@ from scratchgen.functional.elementwise import *  # noqa: F401,F403
 from scratchgen.functional.reduction import *  # noqa: F401,F403
 from scratchgen.functional.linalg import *  # noqa: F401,F403
 from scratchgen.functional.loss import *  # noqa: F401,F403
+from scratchgen.functional.conv import *  # noqa: F401,F403

@@ -207,7 +207,106 @@ def _same_shape_pair(low_b=-2.0, high_b=2.0, avoid_diff=False):
     return SHAPES_1.flatmap(build)
 
 
+@st.composite
+def _conv_case(draw, transpose=False):
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    if transpose:
+        h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        out_pad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+        out_hw = [(i - 1) * s - 2 * p + d * (k - 1) + op + 1 for i, s, p, d, k, op in
+                  zip((h, w), stride, padding, dilation, (kh, kw), out_pad)]
+        if min(out_hw) <= 0:
+            padding = (0, 0)
+        x = draw(sgst.arrays((n, c, h, w)))
+        wt = draw(sgst.arrays((c, o, kh, kw)))
+        b = draw(st.one_of(st.none(), sgst.arrays((o,))))
+        return (x, wt, b, stride, padding, out_pad, dilation)
+    ext = [d * (k - 1) + 1 for d, k in zip(dilation, (kh, kw))]
+    h = draw(st.integers(max(1, ext[0] - 2 * padding[0]), ext[0] + 3))
+    w = draw(st.integers(max(1, ext[1] - 2 * padding[1]), ext[1] + 3))
+    mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate"]))
+    if mode != "zeros" and (padding[0] >= h or padding[1] >= w):
+        mode = "zeros"
+    x = draw(sgst.arrays((n, c, h, w)))
+    wt = draw(sgst.arrays((o, c, kh, kw)))
+    b = draw(st.one_of(st.none(), sgst.arrays((o,))))
+    return (x, wt, b, stride, padding, dilation, mode)
+
+
+def _conv2d(x, w, b, stride, padding, dilation, mode):
+    return F.conv2d(x, w, b, stride, padding, dilation, padding_mode=mode)
+
+
+def _conv_t(x, w, b, stride, padding, out_pad, dilation):
+    return F.conv_transpose2d(x, w, b, stride, padding, out_pad, dilation)
+
+
+@st.composite
+def _pad2d_case(draw):
+    h, w = draw(st.integers(2, 4)), draw(st.integers(2, 4))
+    mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+    top = st.integers(0, h - 1 if mode == "reflect" else 2)
+    side = st.integers(0, w - 1 if mode == "reflect" else 2)
+    pads = (draw(side), draw(side), draw(top), draw(top))
+    value = draw(st.sampled_from([0.0, 0.7])) if mode == "zeros" else 0.0
+    return (draw(sgst.arrays((draw(st.integers(1, 2)), 2, h, w))), pads, mode, value)
+
+
+@st.composite
+def _pool_case(draw, distinct=False):
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    h, w = draw(st.integers(k[0], 5)), draw(st.integers(k[1], 5))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w)
+    x = draw(sgst.distinct_arrays(shape) if distinct else sgst.arrays(shape))
+    ceil = draw(st.booleans())
+    return (x, k, stride, padding, ceil)
+
+
+@st.composite
+def _interp_case(draw):
+    h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    size = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    mode = draw(st.sampled_from(["nearest", "bilinear"]))
+    ac = draw(st.booleans()) if mode == "bilinear" else None
+    return (draw(sgst.arrays((1, 2, h, w))), size, mode, ac)
+
+
+@st.composite
+def _attention_case(draw):
+    batch = draw(st.sampled_from([(), (2,), (2, 2)]))
+    lq, lk, d, dv = (draw(st.integers(1, 4)) for _ in range(4))
+    q = draw(sgst.arrays(batch + (lq, d)))
+    k = draw(sgst.arrays(batch + (lk, d)))
+    v = draw(sgst.arrays(batch + (lk, dv)))
+    kind = draw(st.sampled_from(["none", "causal", "mask"]))
+    mask = None
+    if kind == "mask":
+        mask = np.array(draw(st.lists(st.booleans(), min_size=lq * lk, max_size=lq * lk)),
+                        dtype=bool).reshape(lq, lk)
+    if kind == "causal" and lq != lk:
+        kind = "none"
+    return (q, k, v, mask, kind == "causal")
+
+
 CHECKS: dict[str, Check] = {
+    "conv2d": Check(_conv_case(), _conv2d),
+    "conv_transpose2d": Check(_conv_case(transpose=True), _conv_t),
+    "pad2d": Check(_pad2d_case(), lambda x, pads, mode, value: F.pad2d(x, pads, mode, value)),
+    "max_pool2d": Check(_pool_case(distinct=True),
+                        lambda x, k, s, p, c: F.max_pool2d(x, k, s, p, ceil_mode=c)),
+    "avg_pool2d": Check(_pool_case(),
+                        lambda x, k, s, p, c: F.avg_pool2d(x, k, s, p, ceil_mode=c)),
+    "interpolate": Check(_interp_case(), lambda x, size, mode, ac: F.interpolate(
+        x, size=size, mode=mode, align_corners=ac)),
+    "scaled_dot_product_attention": Check(
+        _attention_case(),
+        lambda q, k, v, mask, causal: F.scaled_dot_product_attention(q, k, v, mask, causal)),
     "add": binary(F.add),
     "sub": binary(F.sub),
     "mul": binary(F.mul),
@@ -337,7 +436,7 @@ CORE = sorted(CHECKS)
 
 
 @pytest.mark.parametrize("name", CORE)
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_gradients(name, data):

@@ -1,0 +1,97 @@
+"""Convolution-family ops beyond gradient checks: float32 accuracy, shapes, bad arguments."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scratchgen as sg
+import scratchgen.functional as F
+
+
+def _run(fn, arrays, dtype, device="cpu"):
+    ts = [sg.tensor(a.astype(dtype), requires_grad=True, device=device) for a in arrays]
+    out = fn(*ts)
+    g = np.random.default_rng(9).standard_normal(out.shape).astype(dtype)
+    out.backward(sg.tensor(g, device=device))
+    return [out.numpy()] + [t.grad.numpy() for t in ts]
+
+
+CASES = {
+    "conv2d": (lambda x, w: F.conv2d(x, w, stride=2, padding=1), [(4, 8, 16, 16), (16, 8, 4, 4)]),
+    "conv_transpose2d": (lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1),
+                         [(4, 16, 8, 8), (16, 8, 4, 4)]),
+    "conv2d_reflect": (lambda x, w: F.conv2d(x, w, padding=3, padding_mode="reflect"),
+                       [(2, 3, 12, 12), (4, 3, 7, 7)]),
+    "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 1), [(2, 3, 9, 9)]),
+    "avg_pool2d": (lambda x: F.avg_pool2d(x, 2), [(2, 3, 8, 8)]),
+    "bilinear": (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), [(2, 3, 5, 5)]),
+    "attention": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v),
+                  [(2, 64, 8), (2, 64, 8), (2, 64, 32)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_float32_matches_float64(name, device):
+    fn, shapes = CASES[name]
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    r64 = _run(fn, arrays, np.float64, device)
+    r32 = _run(fn, arrays, np.float32, device)
+    for a, b in zip(r32, r64):
+        assert a.dtype == np.float32
+        err = np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
+        assert err < 1e-4, f"{name}: float32 relative error {err:.2e}"
+
+
+def test_conv2d_matches_direct_sum():
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    y = F.conv2d(sg.tensor(x), sg.tensor(w), sg.tensor(b), stride=(2, 1), padding=(1, 0)).numpy()
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    ref = np.zeros(y.shape)
+    for i in range(y.shape[2]):
+        for j in range(y.shape[3]):
+            patch = xp[:, :, 2 * i:2 * i + 3, j:j + 2]
+            ref[:, :, i, j] = np.einsum("nchw,ochw->no", patch, w) + b
+    np.testing.assert_allclose(y, ref, rtol=1e-12)
+
+
+def test_conv_transpose_is_the_adjoint_of_conv():
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((5, 3, 4, 4))
+    y = F.conv2d(sg.tensor(x), sg.tensor(w), stride=2, padding=1)
+    g = rng.standard_normal(y.shape)
+    back = F.conv_transpose2d(sg.tensor(g), sg.tensor(w), stride=2, padding=1, output_padding=1)
+    assert back.shape == x.shape
+    assert np.isclose((y.numpy() * g).sum(), (x * back.numpy()).sum(), rtol=1e-12)
+
+
+def test_output_shapes_follow_pytorch():
+    x = sg.zeros(1, 128, 7, 7)
+    w = sg.zeros(128, 64, 4, 4)
+    assert F.conv_transpose2d(x, w, stride=2, padding=1).shape == (1, 64, 14, 14)
+    assert F.conv2d(sg.zeros(1, 1, 28, 28), sg.zeros(64, 1, 4, 4), stride=2, padding=1).shape \
+        == (1, 64, 14, 14)
+    assert F.max_pool2d(sg.zeros(1, 1, 7, 7), 2).shape == (1, 1, 3, 3)
+    assert F.max_pool2d(sg.zeros(1, 1, 7, 7), 2, ceil_mode=True).shape == (1, 1, 4, 4)
+    assert F.interpolate(sg.zeros(1, 1, 3, 5), scale_factor=2).shape == (1, 1, 6, 10)
+
+
+def test_bad_arguments_name_the_shapes():
+    x = sg.zeros(1, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"\(1, 3, 8, 8\).*3 channels.*\(4, 2, 3, 3\)"):
+        F.conv2d(x, sg.zeros(4, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"kernel|larger|\(1, 3, 8, 8\)"):
+        F.conv2d(x, sg.zeros(4, 3, 11, 11))
+    with pytest.raises(ValueError, match="negative|padding"):
+        F.conv2d(x, sg.zeros(4, 3, 3, 3), padding=-1)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\).*\(3, 8, 8\)"):
+        F.conv2d(sg.zeros(3, 8, 8), sg.zeros(4, 3, 3, 3))
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose2d(x, sg.zeros(3, 2, 3, 3), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"bias"):
+        F.conv2d(x, sg.zeros(4, 3, 3, 3), sg.zeros(5))
+    with pytest.raises(ValueError):
+        F.pad2d(x, (8, 8, 0, 0), mode="reflect")
+    with pytest.raises(ValueError):
+        F.scaled_dot_product_attention(sg.zeros(2, 4, 3), sg.zeros(2, 5, 2), sg.zeros(2, 5, 3))
