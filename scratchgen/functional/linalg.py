@@ -5,7 +5,7 @@ from scratchgen.autograd import Function, Tensor
 from scratchgen.functional.registry import register
 from scratchgen.functional.shape import permute, reshape, sum_to, sum_to_array
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "linear"]
 
 
 def _swap_last(t: Tensor) -> Tensor:
@@ -57,3 +57,57 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if b.ndim == 1:
         return reshape(matmul(a, reshape(b, b.shape + (1,))), a.shape[:-1])
     return MatMul.apply(a, b)
+
+
+class Linear(Function):
+    """y = x W^T + b with W (out, in), as ``torch.nn.functional.linear``; x is (..., in).
+
+    dL/dx = g W,  dL/dW = g^T x (summed over the leading axes),  dL/db = sum of g over them.
+    One node instead of a matmul and an add: the layer every MLP is made of.
+    """
+
+    def forward(self, x, w, b=None):
+        y = x @ w.T
+        if b is not None:
+            y += b  # y is a fresh array: adding in place saves one pass over it
+        return y
+
+    def backward(self, g):
+        x, w = self.inputs[0], self.inputs[1]
+        need = self.needs_input_grad
+        gx = matmul(g, w) if need[0] else None
+        gw = None
+        if need[1]:
+            g2 = reshape(g, (-1, g.shape[-1]))
+            gw = matmul(_swap_last(g2), reshape(x, (-1, x.shape[-1])))
+        if len(self.inputs) == 2:
+            return gx, gw
+        gb = sum_to(g, self.inputs[2].shape) if need[2] else None
+        return gx, gw, gb
+
+    def backward_arrays(self, g):
+        x, w = self.inputs[0].data, self.inputs[1].data
+        need = self.needs_input_grad
+        gx = g @ w if need[0] else None
+        gw = None
+        if need[1]:
+            gw = g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+        if len(self.inputs) == 2:
+            return gx, gw
+        gb = g.reshape(-1, g.shape[-1]).sum(axis=0) if need[2] else None
+        return gx, gw, gb
+
+
+@register()
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x W^T + b for x (..., in), W (out, in), b (out,)."""
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input {x.shape} and weight {weight.shape} do not fit: the weight must be "
+            f"(out, {x.shape[-1] if x.ndim else '?'})"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias {bias.shape} must be ({weight.shape[0]},) for weight {weight.shape}")
+    if bias is None:
+        return Linear.apply(x, weight)
+    return Linear.apply(x, weight, bias)

@@ -359,6 +359,11 @@ CHECKS: dict[str, Check] = {
     "unsqueeze": unary(lambda x: F.unsqueeze(x, -1)),
     "squeeze": unary(lambda x: F.squeeze(x), shapes=sgst.shapes(1, 3, 1, 2)),
     "matmul": _matmul_check(),
+    "linear": Check(st.tuples(st.sampled_from([(3,), (2, 3), (2, 2, 3)]), st.integers(1, 3),
+                              st.booleans()).flatmap(
+        lambda p: st.tuples(sgst.arrays(p[0]), sgst.arrays((p[1], 3)),
+                            sgst.arrays((p[1],)) if p[2] else st.none())),
+        lambda x, w, b: F.linear(x, w, b)),
     "binary_cross_entropy_with_logits": Check(
         _same_shape_pair(0.0, 1.0),
         lambda x, t: F.binary_cross_entropy_with_logits(x, t)),
