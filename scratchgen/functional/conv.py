@@ -184,10 +184,11 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
     n, _, h, w = x.shape
     out_hw = tuple(_conv.conv_transpose_output_size(size, k, s, p, o, d) for size, k, s, p, o, d
                    in zip((h, w), weight.shape[2:], stride, padding, op, dilation))
-    for (a, s, d) in zip(op, stride, dilation):
-        if a >= s and a >= d:
-            raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than "
-                             f"stride {stride} or dilation {dilation}")
+    if any(a >= s for a, s in zip(op, stride)):
+        # PyTorch also allows output_padding < dilation; those extra rows lie beyond every
+        # window of the convolution this op is the adjoint of, so we do not support them.
+        raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than the "
+                         f"stride {stride}")
     if min(out_hw) <= 0:
         raise ValueError(f"conv_transpose2d: input {x.shape} with weight {weight.shape}, "
                          f"stride {stride}, padding {padding} gives an empty output {out_hw}")
