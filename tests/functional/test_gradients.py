@@ -373,15 +373,17 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def _to_tensors(values):
+def _to_tensors(values, device="cpu"):
     """float64 arrays become Tensors requiring grad; lists of arrays become lists of Tensors;
-    everything else (ints, index arrays of ints/bools, shapes) passes through."""
+    index and mask arrays move to the device; everything else (ints, shapes) passes through."""
     out = []
     for v in values:
         if isinstance(v, np.ndarray) and v.dtype == np.float64:
-            out.append(sg.tensor(v, requires_grad=True))
+            out.append(sg.tensor(v, requires_grad=True, device=device))
+        elif isinstance(v, np.ndarray):
+            out.append(sg.backend.to_device(v, device))
         elif isinstance(v, list) and v and isinstance(v[0], np.ndarray):
-            out.append([sg.tensor(a, requires_grad=True) for a in v])
+            out.append([sg.tensor(a, requires_grad=True, device=device) for a in v])
         else:
             out.append(v)
     return out
@@ -412,9 +414,9 @@ def _regroup(flat, layout):
     return out
 
 
-def run_check(name: str, values, second_order: bool) -> None:
+def run_check(name: str, values, second_order: bool, device: str = "cpu") -> None:
     check = CHECKS[name]
-    tensors = _to_tensors(values)
+    tensors = _to_tensors(values, device)
     flat, layout = _flatten_inputs(tensors)
 
     def fn(*args):
@@ -442,9 +444,10 @@ CORE = sorted(CHECKS)
 
 @pytest.mark.parametrize("name", CORE)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.filter_too_much])
 @given(data=st.data())
-def test_gradients(name, data):
+def test_gradients(name, device, data):
     values = data.draw(CHECKS[name].inputs, label="inputs")
     second = F.OPS[name].not_twice_differentiable is None
-    run_check(name, values, second)
+    run_check(name, values, second, device)
