@@ -17,6 +17,8 @@ from scratchgen.creation import *  # noqa: F401,F403
 from scratchgen import functional  # noqa: F401
 from scratchgen import viz  # noqa: F401
 from scratchgen import testing  # noqa: F401
+from scratchgen import nn, optim  # noqa: F401
+from scratchgen.serialization import load, save  # noqa: F401
 
 float32 = backend.numpy.float32
 float64 = backend.numpy.float64
