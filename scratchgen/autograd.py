@@ -392,18 +392,12 @@ class Tensor:
 
     def to(self, *args: Any, device: Any = None, dtype: Any = None) -> "Tensor":
         """``t.to("cuda")``, ``t.to("float64")``, ``t.to(device, dtype)``: differentiable copy."""
-        for a in args:
-            if isinstance(a, backend.Device) or (
-                isinstance(a, str) and (a == "cpu" or a.startswith("cuda"))
-            ):
-                device = a
-            else:
-                dtype = a
+        dev, dt = backend.parse_to_args(args, device, dtype)
         out = self
-        if dtype is not None and backend.as_dtype(dtype) != self.dtype:
-            out = F.cast(out, backend.as_dtype(dtype))
-        if device is not None and backend.device(device) != self.device:
-            out = F.to_device(out, backend.device(device))
+        if dt is not None and dt != self.dtype:
+            out = F.cast(out, dt)
+        if dev is not None and dev != self.device:
+            out = F.to_device(out, dev)
         return out
 
     def cpu(self) -> "Tensor":

@@ -15,6 +15,7 @@ import numpy
 __all__ = [
     "Device", "device", "get_array_module", "to_device", "device_of", "cuda_is_available",
     "get_default_dtype", "set_default_dtype", "as_dtype", "manual_seed", "generator",
+    "parse_to_args",
 ]
 
 
@@ -61,6 +62,8 @@ def device(spec: str | Device | None) -> Device:
         return Device("cuda", int(spec[5:]))
     raise ValueError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
 
+
+_parse_device = device  # parse_to_args takes a parameter named ``device``
 
 _cupy_module: Any = None
 
@@ -130,6 +133,19 @@ def to_device(x: Any, dev: str | Device):
         )
     with cupy.cuda.Device(dev.index or 0):
         return cupy.asarray(x)
+
+
+def parse_to_args(args: tuple, device: Any = None, dtype: Any = None
+                  ) -> tuple[Device | None, numpy.dtype | None]:
+    """Sort the positional arguments of ``.to(...)`` into a device and a dtype, as PyTorch's
+    ``t.to("cuda")``, ``t.to("float64")`` and ``t.to("cpu", "float64")`` do."""
+    for a in args:
+        if isinstance(a, Device) or (isinstance(a, str) and (a == "cpu" or a.startswith("cuda"))):
+            device = a
+        else:
+            dtype = a
+    return (None if device is None else _parse_device(device),
+            None if dtype is None else as_dtype(dtype))
 
 
 # ---------------------------------------------------------------------------------------------

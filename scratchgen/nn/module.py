@@ -300,15 +300,7 @@ class Module:
         in place: the same Parameter objects get new arrays, so an optimizer built earlier
         keeps updating them. ``m.to("cuda")``, ``m.to("float64")``, ``m.to("cpu", "float64")``.
         Gradients move with their parameters."""
-        for a in args:
-            if isinstance(a, backend.Device) or (
-                isinstance(a, str) and (a == "cpu" or a.startswith("cuda"))
-            ):
-                device = a
-            else:
-                dtype = a
-        dev = backend.device(device) if device is not None else None
-        dt = backend.as_dtype(dtype) if dtype is not None else None
+        dev, dt = backend.parse_to_args(args, device, dtype)
         if dt is not None and dt.kind != "f":
             raise TypeError(f"Module.to converts to floating dtypes only, got {dt}")
 
