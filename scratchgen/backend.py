@@ -7,6 +7,7 @@ The same math code runs on both: it takes its array module from the data
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy
 __all__ = [
     "Device", "device", "get_array_module", "to_device", "device_of", "cuda_is_available",
     "get_default_dtype", "set_default_dtype", "as_dtype", "manual_seed", "generator",
-    "parse_to_args",
+    "parse_to_args", "fork_rng", "get_rng_state", "set_rng_state",
 ]
 
 
@@ -211,6 +212,22 @@ def generator(dev: str | Device = "cpu"):
                 gen = cupy.random.default_rng(seed)
         _generators[key] = gen
     return gen
+
+
+@contextlib.contextmanager
+def fork_rng(seed: int):
+    """Inside the block every device's generator is a fresh one seeded with ``seed``; on exit
+    the generators in use before are back, untouched (for sampling hooks during training)."""
+    global _seed
+    saved, saved_seed = dict(_generators), _seed
+    _generators.clear()
+    _seed = int(seed)
+    try:
+        yield
+    finally:
+        _generators.clear()
+        _generators.update(saved)
+        _seed = saved_seed
 
 
 def get_rng_state() -> dict[str, Any]:

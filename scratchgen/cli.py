@@ -3,6 +3,7 @@
     scratchgen train softmax-regression --out runs/softmax   # the engine demo on embedded digits
     scratchgen bench engine                                  # autograd overhead vs raw NumPy
     scratchgen bench kernels                                 # convolution/attention GFLOP/s
+    scratchgen bench lenet --data-dir DIR --epochs 3         # LeNet on MNIST: accuracy, s/epoch
 """
 from __future__ import annotations
 
@@ -46,7 +47,15 @@ def _train_softmax_regression(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAINERS = {"softmax-regression": _train_softmax_regression}
+def _train_lenet(args: argparse.Namespace) -> int:
+    from scratchgen.benchmarks import lenet
+
+    # MNIST comes from $SCRATCHGEN_DATA/mnist (e.g. SCRATCHGEN_DATA=../shared/data) or a download
+    return lenet.main(["--out", args.out or "runs/lenet", "--device", args.device,
+                       "--epochs", str(args.epochs or 3), "--seed", str(args.seed)])
+
+
+TRAINERS = {"softmax-regression": _train_softmax_regression, "lenet": _train_lenet}
 
 
 def _bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -58,6 +67,10 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
         from kernels import bench
 
         bench.main(rest)
+    elif args.name == "lenet":
+        from scratchgen.benchmarks import lenet
+
+        return lenet.main(rest)
     return 0
 
 
@@ -72,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--epochs", type=int, default=None)
     tr.add_argument("--seed", type=int, default=0)
     be = sub.add_parser("bench", help="run a benchmark (extra arguments go to it)")
-    be.add_argument("name", choices=["engine", "kernels"])
+    be.add_argument("name", choices=["engine", "kernels", "lenet"])
     args, rest = parser.parse_known_args(argv)
     if args.command == "train":
         if rest:

@@ -1,3 +1,29 @@
-"""Training utilities: the loop, checkpoints and pictures. Only this package and the CLI write
-files for the user."""
-from scratchgen.train.images import save_image_grid, to_grid  # noqa: F401
+"""Training utilities: the loop, checkpoints, logs and pictures. Only this package and the CLI
+write files for the user.
+
+- ``Trainer``: the loop every model uses (progress, ``metrics.jsonl``, sample grids,
+  atomic checkpoints, exact resume, Ctrl-C checkpoint).
+- ``save_checkpoint`` / ``load_checkpoint`` / ``load_latest``: the checkpoint files.
+- ``read_metrics``: ``metrics.jsonl`` back as series for ``plot_curves``.
+- Pictures: ``to_grid``, ``save_png``, ``save_image_grid``, ``save_interpolation_strip``,
+  ``plot_curves``, ``scatter_2d``, ``density_plot``.
+"""
+from scratchgen.train.images import (  # noqa: F401
+    density_plot, plot_curves, save_image_grid, save_interpolation_strip, save_png, scatter_2d,
+    to_grid,
+)
+from scratchgen.train.checkpoint import (  # noqa: F401
+    CHECKPOINT_NAME, PREVIOUS_NAME, capture_rng_state, isolated_rng, load_checkpoint,
+    load_latest, restore_rng_state, save_checkpoint,
+)
+from scratchgen.train.log import MetricsLog, ProgressLine, RunningMeans, read_metrics  # noqa: F401
+from scratchgen.train.loop import FitResult, Trainer  # noqa: F401
+
+__all__ = [
+    "Trainer", "FitResult",
+    "save_checkpoint", "load_checkpoint", "load_latest", "capture_rng_state",
+    "restore_rng_state", "isolated_rng", "CHECKPOINT_NAME", "PREVIOUS_NAME",
+    "MetricsLog", "ProgressLine", "RunningMeans", "read_metrics",
+    "to_grid", "save_png", "save_image_grid", "save_interpolation_strip", "plot_curves",
+    "scatter_2d", "density_plot",
+]

@@ -1,0 +1,99 @@
+"""Train a LeNet classifier on MNIST with scratchgen's Trainer, then draw what it learned.
+
+    python examples/lenet_mnist.py --data-dir ../shared/data/mnist --epochs 3
+    python examples/lenet_mnist.py --data-dir ../shared/data/mnist --resume   # after Ctrl-C
+
+(from the repository root after ``pip install -e .``, or with ``PYTHONPATH=.``)
+
+Writes to runs/lenet-example/: metrics.jsonl and checkpoint.npz (the Trainer's), the
+classifier (classifier.npz, loadable with load_mnist_classifier), a loss curve, a grid of test
+digits it gets wrong, and a 2-D picture of its 256-d features. Reaches about 99% test
+accuracy in 2-3 epochs (about a minute per epoch on two CPU cores).
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import numpy as np
+
+import scratchgen as sg
+import scratchgen.functional as F
+from scratchgen import optim
+from scratchgen.benchmarks.lenet import LeNet, evaluate, save_mnist_classifier
+from scratchgen.data import MNIST, DataLoader, ToFloat
+from scratchgen.train import Trainer, plot_curves, read_metrics, save_image_grid, scatter_2d
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST files")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--out", default="runs/lenet-example")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--limit", type=int, default=None, help="use only this many training images")
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args()
+    out = pathlib.Path(args.out)
+
+    sg.manual_seed(0)
+    kw = {"data_dir": args.data_dir} if args.data_dir else {}
+    train_set, test_set = MNIST(train=True, **kw), MNIST(train=False, **kw)
+    if args.limit:
+        from scratchgen.data import Subset
+        train_set = Subset(train_set, np.arange(args.limit))
+    loader = DataLoader(train_set, batch_size=128, shuffle=True, seed=0, transform=ToFloat(),
+                        device=args.device)
+
+    model = LeNet().to(args.device)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    halve = optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)  # lr 1e-3 * 0.5^epoch
+
+    # The model's train step: everything the loop does not know about the model.
+    def train_step(batch):
+        x, y = batch
+        loss = F.cross_entropy(model(x), y)  # -mean log softmax(logits)[y]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item()}
+
+    def test_accuracy(trainer):
+        return {"test_accuracy": evaluate(model, test_set.images, test_set.labels,
+                                          device=args.device)}
+
+    trainer = Trainer(train_step, loader, out, epochs=args.epochs, modules={"model": model},
+                      optimizers={"adam": opt}, schedulers={"halve": halve},
+                      scheduler_interval="epoch", log_every=50, checkpoint_every=200,
+                      on_epoch_end=test_accuracy, resume=args.resume)
+    trainer.fit()
+
+    acc = evaluate(model, test_set.images, test_set.labels, device=args.device)
+    save_mnist_classifier(model, out / "classifier.npz", test_accuracy=acc)
+    print(f"test accuracy {100 * acc:.2f}%")
+
+    series = read_metrics(out / "metrics.jsonl")
+    plot_curves({"train loss": series["loss"]}, out / "loss.png", title="LeNet on MNIST",
+                ylabel="cross-entropy", log_y=True)
+
+    model.eval()
+    with sg.no_grad():
+        x = sg.tensor(test_set.images[:2000].astype(np.float32) / 255.0, device=args.device)
+        feats = model.features(x).numpy()
+        pred = model(x).numpy().argmax(axis=1)
+    wrong = np.flatnonzero(pred != test_set.labels[:2000])[:32]
+    if len(wrong):
+        save_image_grid(test_set.images[wrong], out / "mistakes.png", nrow=8, scale=2,
+                        value_range=(0, 255))
+    # the two main directions of the 256-d features: classes fall into separate clusters
+    centred = feats - feats.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    scatter_2d(centred @ vt[:2].T, test_set.labels[:2000], out / "features.png",
+               title="LeNet features, first two principal components", xlabel="pc 1",
+               ylabel="pc 2")
+    print(f"pictures in {out}")
+
+
+if __name__ == "__main__":
+    main()

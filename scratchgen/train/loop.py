@@ -1,0 +1,532 @@
+"""``Trainer``: the one training loop every model uses.
+
+A model brings its own train step, a callable ``train_step(batch) -> {"loss": 0.12, ...}``
+that does the forward pass, the backward pass and the optimizer updates (a GAN's step updates
+its discriminator and its generator with two optimizers; the step owns them). The loop brings
+everything around it:
+
+- the batches, epoch after epoch, until ``max_steps`` steps or ``epochs`` epochs;
+- a progress line (step, epoch, it/s, ETA, running means of the losses) and ``metrics.jsonl``;
+- sample grids from ``on_sample`` every ``sample_every`` steps (``samples/step_000500.png``);
+- checkpoints every ``checkpoint_every`` steps, at the end, and on Ctrl-C, holding everything
+  registered (modules, optimizers, schedulers, EMA and other ``extras``, the train step's own
+  state if it has one), the DataLoader's position, every global random state and the counters;
+- ``resume=True``: continue from the run folder's checkpoint, exactly where it stopped.
+
+Resume is exact: N steps in one go and N/2 steps + stop + resume for N/2 more give bit-identical
+weights on the CPU, because the checkpoint holds every source of the next step's numbers (the
+weights and optimizer moments, the loader's shuffling generator and position in the epoch, the
+generators dropout and noise draw from), and the hooks (samples, evaluation) run on their own
+random numbers so that they never shift the training stream. (On a GPU the checkpoint holds
+the CPU generators only, as ``backend.get_rng_state`` does: a resumed CUDA run continues with
+the same weights and batches, but its device generator starts again from the seed.)
+
+Example::
+
+    model = nn.Sequential(...); opt = optim.Adam(model.parameters(), lr=1e-3)
+
+    def train_step(batch):
+        x, y = batch
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+        return {"loss": loss.item()}
+
+    trainer = Trainer(train_step, loader, "runs/mlp", epochs=5,
+                      modules={"model": model}, optimizers={"opt": opt}, resume=True)
+    result = trainer.fit()
+"""
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping
+
+from scratchgen import backend
+from scratchgen.autograd import no_grad
+from scratchgen.train.checkpoint import (
+    CHECKPOINT_NAME, capture_rng_state, isolated_rng, load_checkpoint, load_latest,
+    restore_rng_state, save_checkpoint,
+)
+from scratchgen.train.images import save_image_grid
+from scratchgen.train.log import MetricsLog, ProgressLine, RunningMeans, as_float
+
+__all__ = ["Trainer", "FitResult", "TRAINER_STATE_FORMAT"]
+
+TRAINER_STATE_FORMAT = "scratchgen-trainer"
+_STATE_VERSION = 1
+
+
+@dataclass
+class FitResult:
+    """What ``Trainer.fit`` returns: where the run stands and what it logged in this session."""
+
+    step: int
+    epoch: int
+    seconds: float
+    losses: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: pathlib.Path | None = None
+
+
+def _named(objects: Any, what: str) -> dict[str, Any]:
+    """Accept one object, a list of them or a name -> object mapping; give a name -> object dict."""
+    if objects is None:
+        return {}
+    if isinstance(objects, Mapping):
+        named = {str(k): v for k, v in objects.items()}
+    elif isinstance(objects, (list, tuple)):
+        named = {str(i): v for i, v in enumerate(objects)}
+    else:
+        named = {"0": objects}
+    for name, obj in named.items():
+        if not (callable(getattr(obj, "state_dict", None))
+                and callable(getattr(obj, "load_state_dict", None))):
+            raise TypeError(f"{what} {name!r} ({type(obj).__name__}) has no state_dict() / "
+                            "load_state_dict(), so it cannot be checkpointed")
+    return named
+
+
+class _SigintGuard:
+    """Turns the first Ctrl-C into a request the loop honours after the current step (so the
+    checkpoint it then writes is of a whole step); a second Ctrl-C interrupts at once."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_SigintGuard":
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Runs ``train_step`` over ``loader`` with logs, sample grids, checkpoints and resume.
+
+    Args:
+        train_step: ``train_step(batch) -> {name: value}``, one optimization step on a batch.
+            Values are floats (or 0-d Tensors/arrays) and are averaged between reports. If the
+            callable has ``state_dict()`` / ``load_state_dict()`` (a step object with its own
+            counters, say) its state is checkpointed too.
+        loader: an iterable of batches, re-iterated once per epoch; a ``DataLoader`` (anything
+            with ``state_dict()``) is checkpointed so that a resumed run gets the same batches
+            (a plain iterable starts its epoch over on resume).
+        out_dir: the run folder (``metrics.jsonl``, ``samples/``, ``checkpoint.npz``); ``None``
+            writes nothing at all.
+        max_steps, epochs: stop after this many steps in total, or epochs in total, whichever
+            comes first (at least one is needed).
+        modules, optimizers, schedulers, extras: the state to checkpoint, each a mapping
+            name -> object with ``state_dict()`` / ``load_state_dict()`` (or a single object,
+            or a list). ``extras`` is for anything else (an ``EMA``, a GAN's fixed noise
+            holder...). Schedulers are stepped by the loop, after every train step
+            (``scheduler_interval="step"``) or at the end of every epoch (``"epoch"``);
+            a scheduler the train step steps itself belongs in ``extras``.
+        log_every: report (progress line and one ``metrics.jsonl`` record) every this many steps.
+        sample_every, on_sample: ``on_sample(step, samples_dir)`` every ``sample_every`` steps
+            and at the end. It runs under ``no_grad`` on its own random numbers, and the
+            modules' train/eval modes are restored after it. If it returns images
+            ((N, C, H, W), Tensor or array) the loop saves them as
+            ``samples/step_000500.png`` (scaled by ``sample_value_range``, default the batch's
+            min and max); if it returns ``None`` it wrote its own files.
+        on_epoch_end: ``on_epoch_end(trainer) -> {name: value} | None`` after each epoch
+            (held like ``on_sample``); a returned dict is printed and logged as ``"eval"``.
+        checkpoint_every: save every this many steps (``None``: only at the end and on Ctrl-C).
+        keep_previous: keep the checkpoint being replaced as ``checkpoint.prev.npz``.
+        resume: continue from ``out_dir``'s checkpoint if there is one (else start afresh).
+        resume_from: continue from this checkpoint file (implies ``resume``).
+        progress: show the progress line; ``stream`` (default ``sys.stderr``) receives it and
+            the loop's messages; ``tty`` forces the in-place (``True``) or line (``False``) style.
+        device: where checkpoint tensors are loaded (modules and optimizers then move them to
+            their own parameters' devices).
+        handle_sigint: defer Ctrl-C to the end of the current step (main thread only).
+        seed: seeds the hooks' private random numbers (hook at step s gets ``seed + s``).
+
+    After ``fit``, ``trainer.step`` is the number of steps done and ``trainer.epoch`` the number
+    of whole epochs done.
+    """
+
+    def __init__(self, train_step: Callable[[Any], Mapping[str, Any]], loader: Iterable[Any],
+                 out_dir: str | os.PathLike | None = None, *, max_steps: int | None = None,
+                 epochs: int | None = None, modules: Any = None, optimizers: Any = None,
+                 schedulers: Any = None, extras: Any = None, scheduler_interval: str = "step",
+                 log_every: int = 50, sample_every: int | None = None,
+                 on_sample: Callable[[int, pathlib.Path], Any] | None = None,
+                 sample_value_range: tuple[float, float] | None = None,
+                 on_epoch_end: Callable[["Trainer"], Mapping[str, Any] | None] | None = None,
+                 checkpoint_every: int | None = None, keep_previous: bool = True,
+                 resume: bool = False, resume_from: str | os.PathLike | None = None,
+                 progress: bool = True, stream: IO[str] | None = None, tty: bool | None = None,
+                 device: Any = "cpu", handle_sigint: bool = True, seed: int = 0) -> None:
+        if max_steps is None and epochs is None:
+            raise ValueError("Trainer needs max_steps or epochs (or both) to know when to stop")
+        for name, v in (("max_steps", max_steps), ("epochs", epochs), ("log_every", log_every),
+                        ("sample_every", sample_every), ("checkpoint_every", checkpoint_every)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"Trainer: {name} must be a positive integer or None, got {v!r}")
+        if scheduler_interval not in ("step", "epoch"):
+            raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got "
+                             f"{scheduler_interval!r}")
+        if out_dir is None and (checkpoint_every or resume or resume_from):
+            raise ValueError("checkpoints and resume need an out_dir")
+        self.train_step = train_step
+        self.loader = loader
+        self.out_dir = pathlib.Path(out_dir) if out_dir is not None else None
+        self.max_steps, self.epochs = max_steps, epochs
+        self.modules = _named(modules, "module")
+        self.optimizers = _named(optimizers, "optimizer")
+        self.schedulers = _named(schedulers, "scheduler")
+        self.extras = _named(extras, "extra")
+        self.scheduler_interval = scheduler_interval
+        self.log_every = log_every
+        self.sample_every = sample_every
+        self.on_sample = on_sample
+        self.sample_value_range = sample_value_range
+        self.on_epoch_end = on_epoch_end
+        self.checkpoint_every = checkpoint_every
+        self.keep_previous = keep_previous
+        self.resume = bool(resume or resume_from)
+        self.resume_from = pathlib.Path(resume_from) if resume_from is not None else None
+        self.device = device
+        self.handle_sigint = handle_sigint
+        self.seed = int(seed)
+        self.stream = stream if stream is not None else sys.stderr
+        self.show_progress = progress
+        self.tty = tty
+
+        self.step = 0  # optimization steps done
+        self.epoch = 0  # whole epochs done
+        self.batch_in_epoch = 0  # steps done in the epoch in progress
+        self.elapsed = 0.0  # training seconds over all sessions
+        self.meter = RunningMeans()
+        self.last_losses: dict[str, float] = {}
+        self._iterator: Iterator[Any] | None = None
+        self._saved_step = -1
+        self._sampled_step = -1
+        self._progress: ProgressLine | None = None
+        self._eta_rate: float | None = None
+
+    # ---- paths --------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> pathlib.Path | None:
+        return self.out_dir / CHECKPOINT_NAME if self.out_dir is not None else None
+
+    @property
+    def samples_dir(self) -> pathlib.Path | None:
+        return self.out_dir / "samples" if self.out_dir is not None else None
+
+    @property
+    def metrics_path(self) -> pathlib.Path | None:
+        return self.out_dir / "metrics.jsonl" if self.out_dir is not None else None
+
+    def epoch_length(self) -> int | None:
+        """Batches per epoch, when the loader knows (``len(loader)``)."""
+        try:
+            return len(self.loader)  # type: ignore[arg-type]
+        except TypeError:
+            return None
+
+    @property
+    def total_steps(self) -> int | None:
+        """The step the run stops at, when it is known in advance."""
+        n = self.epoch_length()
+        by_epochs = self.epochs * n if self.epochs is not None and n is not None else None
+        candidates = [s for s in (self.max_steps, by_epochs) if s is not None]
+        return min(candidates) if candidates else None
+
+    def fractional_epoch(self) -> float:
+        n = self.epoch_length()
+        return self.epoch + (self.batch_in_epoch / n if n else 0.0)
+
+    # ---- state --------------------------------------------------------------------------------
+    def state_dict(self, loader_state: Any = None, rng_state: Any = None) -> dict[str, Any]:
+        """Everything a resumed run needs (see the module docstring)."""
+        loader_sd = getattr(self.loader, "state_dict", None)
+        state: dict[str, Any] = {
+            "format": TRAINER_STATE_FORMAT, "version": _STATE_VERSION,
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "elapsed": self.elapsed,
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "extras": {k: e.state_dict() for k, e in self.extras.items()},
+            "loader": loader_state if loader_state is not None else (
+                loader_sd() if callable(loader_sd) else None),
+            "rng": rng_state if rng_state is not None else capture_rng_state(),
+            "meter": self.meter.state_dict(),
+        }
+        step_sd = getattr(self.train_step, "state_dict", None)
+        if callable(step_sd) and callable(getattr(self.train_step, "load_state_dict", None)):
+            state["train_step"] = step_sd()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()``: the registered objects, the loader, the random state and
+        the counters. Every registered name must be in the checkpoint (and vice versa)."""
+        if state.get("format") != TRAINER_STATE_FORMAT:
+            raise ValueError(f"not a Trainer checkpoint (format {state.get('format')!r})")
+        problems = []
+        for group in ("modules", "optimizers", "schedulers", "extras"):
+            mine, saved = set(getattr(self, group)), set(state.get(group, {}))
+            if mine != saved:
+                problems.append(f"{group}: registered {sorted(mine)}, checkpoint has "
+                                f"{sorted(saved)}")
+        if problems:
+            raise ValueError("the checkpoint does not match this Trainer's registered state:\n  "
+                             + "\n  ".join(problems))
+        for group in ("modules", "optimizers", "schedulers", "extras"):
+            for name, obj in getattr(self, group).items():
+                obj.load_state_dict(state[group][name])
+        loader_state = state.get("loader")
+        if loader_state is not None and callable(getattr(self.loader, "load_state_dict", None)):
+            self.loader.load_state_dict(loader_state)
+        if "train_step" in state and callable(getattr(self.train_step, "load_state_dict", None)):
+            self.train_step.load_state_dict(state["train_step"])
+        restore_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.elapsed = float(state["elapsed"])
+        self.meter.load_state_dict(state.get("meter", {}))
+        self._iterator = None
+        self._saved_step = self.step
+
+    def save_checkpoint(self, path: str | os.PathLike | None = None, *, loader_state: Any = None,
+                        rng_state: Any = None) -> pathlib.Path:
+        """Write ``state_dict()`` to ``path`` (default ``out_dir/checkpoint.npz``) atomically."""
+        target = pathlib.Path(path) if path is not None else self.checkpoint_path
+        if target is None:
+            raise ValueError("no path given and the Trainer has no out_dir")
+        save_checkpoint(self.state_dict(loader_state, rng_state), target,
+                        keep_previous=self.keep_previous)
+        self._saved_step = self.step
+        return target
+
+    def _resume(self) -> None:
+        if self.resume_from is not None:
+            path, state = self.resume_from, load_checkpoint(self.resume_from, self.device)
+        else:
+            assert self.out_dir is not None
+            found = load_latest(self.out_dir, self.device, warn=self._message)
+            if found is None:
+                self._message(f"no checkpoint in {self.out_dir}: starting from step 0")
+                return
+            path, state = found
+        self.load_state_dict(state)
+        if self.metrics_path is not None:
+            MetricsLog(self.metrics_path).truncate_after(self.step)
+        self._message(f"resumed from {path} at step {self.step} "
+                      f"(epoch {self.fractional_epoch():.2f})")
+
+    # ---- hooks --------------------------------------------------------------------------------
+    def _run_hook(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A hook runs without autograd, on private random numbers, and cannot leave modules in
+        another train/eval mode than it found them."""
+        modes = [(m, m.training) for mod in self.modules.values()
+                 if hasattr(mod, "modules") for m in mod.modules()]
+        try:
+            with no_grad(), isolated_rng(self.seed + self.step):
+                return fn(*args)
+        finally:
+            for m, mode in modes:
+                object.__setattr__(m, "training", mode)
+
+    def _sample(self) -> None:
+        if self.on_sample is None or self.samples_dir is None or self._sampled_step == self.step:
+            return
+        self._sampled_step = self.step
+        images = self._run_hook(self.on_sample, self.step, self.samples_dir)
+        if images is not None:
+            save_image_grid(images, self.samples_dir / f"step_{self.step:06d}.png",
+                            value_range=self.sample_value_range)
+
+    def _end_epoch(self, log: MetricsLog | None, history: list[dict[str, Any]]) -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self._iterator = None
+        if self.scheduler_interval == "epoch":
+            for s in self.schedulers.values():
+                s.step()
+        if self.on_epoch_end is not None:
+            values = self._run_hook(self.on_epoch_end, self)
+            if values:
+                values = {k: as_float(v) for k, v in values.items()}
+                record = {"step": self.step, "epoch": float(self.epoch),
+                          "time": round(self.elapsed, 3), "eval": values}
+                history.append(record)
+                if log is not None:
+                    log.write(record)
+                shown = "  ".join(f"{k} {v:.4f}" for k, v in values.items())
+                self._message(f"epoch {self.epoch} (step {self.step}): {shown}")
+
+    # ---- output -------------------------------------------------------------------------------
+    def _message(self, text: str) -> None:
+        if self.show_progress:
+            if self._progress is not None:
+                self._progress.message(text)
+            else:
+                self.stream.write(text + "\n")
+                self.stream.flush()
+
+    def _learning_rates(self) -> dict[str, float]:
+        lrs = {}
+        for name, opt in self.optimizers.items():
+            groups = getattr(opt, "param_groups", None)
+            if groups and "lr" in groups[0]:
+                lrs[name] = float(groups[0]["lr"])
+        return lrs
+
+    def _done(self) -> bool:
+        return ((self.max_steps is not None and self.step >= self.max_steps)
+                or (self.epochs is not None and self.epoch >= self.epochs))
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        """Train until ``max_steps`` / ``epochs``; returns a ``FitResult``.
+
+        On Ctrl-C a checkpoint is written and the ``KeyboardInterrupt`` is raised again;
+        ``resume=True`` continues from it. The first Ctrl-C lets the current step finish, so
+        the checkpoint holds whole steps only. A ``KeyboardInterrupt`` raised inside the step
+        (a second Ctrl-C, or the step's own code) is saved as of the start of that step: the
+        loader's position and scratchgen's generators are rewound so the resumed run redoes
+        the step, but updates the step had already applied to parameters are not undone.
+        """
+        self._progress = ProgressLine(None, self.stream, self.tty) if self.show_progress else None
+        if self.resume:
+            self._resume()
+        if self._progress is not None:
+            self._progress.total_steps = self.total_steps
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        log = MetricsLog(self.metrics_path) if self.metrics_path is not None else None
+        history: list[dict[str, Any]] = []
+        session_start = time.perf_counter()
+        elapsed_at_start = self.elapsed
+        window_start, window_step = session_start, self.step
+        session_step = self.step
+        self._eta_rate = None
+        loader_before = rng_before = None
+        in_step = False
+
+        def clock() -> float:
+            return elapsed_at_start + time.perf_counter() - session_start
+
+        try:
+            with _SigintGuard(self.handle_sigint) as sigint:
+                while not self._done():
+                    if self._iterator is None:
+                        self._iterator = iter(self.loader)
+                    # where the run stands before this step: what an interruption inside the
+                    # step saves, so that the resumed run redoes the whole step (a few
+                    # microseconds; NumPy's and Python's global generators cost 0.2 ms to
+                    # copy, so for those an interruption saves their state at that moment)
+                    sd = getattr(self.loader, "state_dict", None)
+                    loader_before = sd() if callable(sd) else None
+                    rng_before = backend.get_rng_state()
+                    in_step = True
+                    try:
+                        batch = next(self._iterator)
+                    except StopIteration:
+                        in_step = False
+                        if self.batch_in_epoch == 0:
+                            raise RuntimeError("the loader gave no batches for a whole epoch")
+                        self._end_epoch(log, history)
+                        continue
+                    values = self.train_step(batch)
+                    in_step = False
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    self.elapsed = clock()
+                    if values:
+                        self.meter.update(values)
+                    if self.scheduler_interval == "step":
+                        for s in self.schedulers.values():
+                            s.step()
+                    n = self.epoch_length()
+                    if n is not None and self.batch_in_epoch >= n:
+                        self._end_epoch(log, history)
+
+                    now = time.perf_counter()
+                    rate = (self.step - window_step) / max(now - window_start, 1e-9)
+                    self._eta_rate = (self.step - session_step) / max(now - session_start, 1e-9)
+                    if self.step % self.log_every == 0:
+                        self._report(log, history, rate)
+                        window_start, window_step = time.perf_counter(), self.step
+                    elif self._progress is not None:
+                        self._progress.update(self.step, self.fractional_epoch(), rate,
+                                              self.meter.means(), self._eta_rate)
+                    if self.sample_every and self.step % self.sample_every == 0:
+                        self._sample()
+                    if (self.checkpoint_every and self.step % self.checkpoint_every == 0
+                            and self.out_dir is not None):
+                        self.elapsed = clock()
+                        self.save_checkpoint()
+                    if sigint.requested:
+                        raise KeyboardInterrupt
+            self.elapsed = clock()
+            if len(self.meter):
+                # a last, partial window: reported, but kept (and checkpointed) so that a
+                # resumed run's next report averages the same steps as an uninterrupted run's
+                rate = (self.step - window_step) / max(time.perf_counter() - window_start, 1e-9)
+                self._report(log, history, rate, reset=False)
+            self._sample()
+            path = None
+            if self.out_dir is not None:
+                path = self.checkpoint_path if self._saved_step == self.step else \
+                    self.save_checkpoint()
+            self._message(f"done: step {self.step}, epoch {self.fractional_epoch():.2f}, "
+                          f"{self.elapsed:.1f} s" + (f"; checkpoint {path}" if path else ""))
+            return FitResult(self.step, self.epoch, self.elapsed, dict(self.last_losses),
+                             history, path)
+        except KeyboardInterrupt:
+            self.elapsed = clock()
+            if self.out_dir is not None:
+                if in_step:
+                    rng = capture_rng_state()
+                    rng["scratchgen"] = rng_before
+                    path = self.save_checkpoint(loader_state=loader_before, rng_state=rng)
+                else:
+                    path = self.save_checkpoint()
+                self._message(f"interrupted at step {self.step}: checkpoint saved to {path}; "
+                              "continue with resume=True (--resume)")
+            raise
+        finally:
+            if self._progress is not None:
+                self._progress.close()
+            self._progress = None
+
+    def _report(self, log: MetricsLog | None, history: list[dict[str, Any]], rate: float,
+                reset: bool = True) -> None:
+        means = self.meter.means()
+        if reset:
+            self.meter.reset()
+        self.last_losses = means
+        record: dict[str, Any] = {"step": self.step, "epoch": round(self.fractional_epoch(), 4),
+                                  "time": round(self.elapsed, 3), "losses": means}
+        lrs = self._learning_rates()
+        if lrs:
+            record["lr"] = lrs
+        history.append(record)
+        if log is not None:
+            log.write(record)
+        if self._progress is not None:
+            self._progress.report(self.step, self.fractional_epoch(), rate, means,
+                                  self._eta_rate)
+        if any(not math.isfinite(v) for v in means.values()):
+            bad = [k for k, v in means.items() if not math.isfinite(v)]
+            self._message(f"warning: non-finite {', '.join(bad)} at step {self.step}")
