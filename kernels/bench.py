@@ -1,0 +1,181 @@
+"""Benchmark of the convolution (and attention) kernels on the layers of a DCGAN/SAGAN.
+
+    python -m kernels.bench [--device cpu|cuda] [--batch 64] [--repeat 10] [--dtype float32]
+
+First measures the machine's own matrix-product rate (the roof: the best of several square
+products), then, for each layer, the median time of the forward pass and of forward + backward,
+their GFLOP/s and their fraction of the roof.
+
+FLOPs are counted as 2*N*Ho*Wo*O*C*kh*kw per convolution pass (for a transposed convolution,
+Ho*Wo is its *input* size: it is the adjoint of the convolution with that output size), the
+same for each backward pass. The backward of a first layer (3 or 1 input channels) skips the
+input gradient, as a network's first layer never needs it. Attention counts 2*L*L*(dk + dv)
+per sequence forward and twice that backward.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+from . import conv as C
+
+K, S, P = 4, 2, 1
+
+# (in, out, input size) with k=4, s=2, p=1
+CONV_LAYERS = [(1, 64, 28), (64, 128, 14), (3, 64, 32), (64, 128, 16), (128, 256, 8)]
+CONV_T_LAYERS = [(128, 64, 7), (64, 1, 14), (256, 128, 4), (128, 64, 8), (64, 3, 16)]
+ATTENTION = dict(hw=16, channels=64, dk=8, dv=64)
+
+
+def _timer(sync: Callable[[], None], stat: str):
+    summary = statistics.median if stat == "median" else min
+
+    def measure(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
+        for _ in range(warmup):
+            fn()
+        sync()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return summary(times)
+
+    return measure
+
+
+def _matmul_roof(xp, dtype, measure, device: str) -> tuple[float, int]:
+    n = 1024 if device == "cpu" else 4096
+    a = xp.asarray(xp.ones((n, n), dtype=dtype) * 0.5)
+    b = xp.asarray(xp.ones((n, n), dtype=dtype) * 0.25)
+    out = xp.empty((n, n), dtype=dtype)
+    best = min(measure(lambda: xp.matmul(a, b, out=out), repeat=5) for _ in range(3))
+    return 2 * n**3 / best / 1e9, n
+
+
+def _row(name, shape, note, flops_f, flops_fb, t_f, t_fb, roof):
+    gf = flops_f / t_f / 1e9
+    gfb = flops_fb / t_fb / 1e9
+    return (
+        f"{name:<16} {shape:<24} {note:<12} {t_f * 1e3:9.2f} {gf:8.1f} {gf / roof:6.0%}"
+        f" {t_fb * 1e3:9.2f} {gfb:8.1f} {gfb / roof:6.0%}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kernels.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--stat", choices=["median", "min"], default="median",
+                        help="summary of the repeats (min is steadier on a busy machine)")
+    args = parser.parse_args(argv)
+
+    if args.device == "cuda":
+        try:
+            import cupy as xp
+
+            xp.cuda.runtime.getDeviceCount()
+        except Exception as e:  # noqa: BLE001 - ImportError or a CUDA runtime error
+            print(f"--device cuda needs CuPy and an NVIDIA GPU: {e}")
+            return 2
+        sync = xp.cuda.get_current_stream().synchronize
+    else:
+        import numpy as xp
+
+        def sync() -> None:
+            return None
+
+    import numpy as np
+
+    measure = _timer(sync, args.stat)
+    rng = np.random.default_rng(0)
+    dtype = args.dtype
+
+    def rand(*shape):
+        return xp.asarray(rng.standard_normal(shape).astype(dtype))
+
+    roof, n_roof = _matmul_roof(xp, dtype, measure, args.device)
+    n = args.batch
+    print(f"device {args.device}, dtype {dtype}, batch {n}, {args.stat} of {args.repeat} runs")
+    print(f"roof: {n_roof}x{n_roof} @ {n_roof}x{n_roof} matmul = {roof:.1f} GFLOP/s")
+    print()
+    head = (f"{'layer':<16} {'input -> output':<24} {'backward':<12} {'fwd ms':>9} "
+            f"{'GFLOP/s':>8} {'%roof':>6} {'f+b ms':>9} {'GFLOP/s':>8} {'%roof':>6}")
+    print(head)
+    print("-" * len(head))
+
+    for cin, cout, h in CONV_LAYERS:
+        x, w, b = rand(n, cin, h, h), rand(cout, cin, K, K), rand(cout)
+        ho = C.conv_output_size(h, K, S, P, 1)
+        gy = rand(n, cout, ho, ho)
+        first = cin in (1, 3)
+        flops = 2 * n * ho * ho * cout * cin * K * K
+
+        def fwd():
+            return C.conv2d_forward(x, w, b, S, P)
+
+        def fwd_bwd():
+            C.conv2d_forward(x, w, b, S, P)
+            if not first:
+                C.conv2d_backward_input(gy, w, x.shape, S, P)
+            C.conv2d_backward_weight(gy, x, w.shape, S, P)
+            C.conv2d_backward_bias(gy)
+
+        t_f, t_fb = measure(fwd, args.repeat), measure(fwd_bwd, args.repeat)
+        print(_row(f"conv {cin}->{cout}", f"{cin}x{h}x{h} -> {cout}x{ho}x{ho}",
+                   "w,b (first)" if first else "x,w,b", flops, flops * (2 if first else 3),
+                   t_f, t_fb, roof))
+
+    for cin, cout, h in CONV_T_LAYERS:
+        x, w, b = rand(n, cin, h, h), rand(cin, cout, K, K), rand(cout)
+        hy = C.conv_transpose_output_size(h, K, S, P, 0, 1)
+        gy = rand(n, cout, hy, hy)
+        flops = 2 * n * h * h * cout * cin * K * K
+
+        def fwd():
+            return C.conv_transpose2d_forward(x, w, b, S, P)
+
+        def fwd_bwd():
+            C.conv_transpose2d_forward(x, w, b, S, P)
+            C.conv_transpose2d_backward_input(gy, w, S, P)
+            C.conv_transpose2d_backward_weight(gy, x, w.shape, S, P)
+            C.conv2d_backward_bias(gy)
+
+        t_f, t_fb = measure(fwd, args.repeat), measure(fwd_bwd, args.repeat)
+        print(_row(f"convT {cin}->{cout}", f"{cin}x{h}x{h} -> {cout}x{hy}x{hy}", "x,w,b",
+                   flops, 3 * flops, t_f, t_fb, roof))
+
+    hw, ch, dk, dv = ATTENTION["hw"], ATTENTION["channels"], ATTENTION["dk"], ATTENTION["dv"]
+    seq = hw * hw
+    name, shape = "self-attention", f"{ch}x{hw}x{hw}, L={seq} d={dk}/{dv}"
+    try:
+        from . import attention as A
+
+        attention_forward, attention_backward = A.attention_forward, A.attention_backward
+    except (ImportError, AttributeError):
+        print(f"{name:<16} {shape:<24} {'n/a (kernels.attention not available)'}")
+    else:
+        q, k, v = rand(n, seq, dk), rand(n, seq, dk), rand(n, seq, dv)
+        dout = rand(n, seq, dv)
+        flops = 2 * n * seq * seq * (dk + dv)
+
+        def att_fwd():
+            return attention_forward(q, k, v)
+
+        def att_fwd_bwd():
+            out, lse = attention_forward(q, k, v)
+            attention_backward(dout, q, k, v, out, lse)
+
+        t_f, t_fb = measure(att_fwd, args.repeat), measure(att_fwd_bwd, args.repeat)
+        print(_row(name, shape, "q,k,v", flops, 3 * flops, t_f, t_fb, roof))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
