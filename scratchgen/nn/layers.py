@@ -55,8 +55,7 @@ class Linear(Module):
         reset_parameters_like_pytorch(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.matmul(x, self.weight.T)
-        return y + self.bias if self.bias is not None else y
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

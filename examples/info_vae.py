@@ -1,0 +1,169 @@
+"""InfoVAE / MMD-VAE (Zhao, Song, Ermon 2019): reconstruction + lambda * MMD(q(z), p(z)).
+
+    python examples/info_vae.py                         # MMD-VAE, IMQ kernel, embedded digits
+    python examples/info_vae.py --kernel rbf            # the Gaussian kernel instead
+    python examples/info_vae.py --alpha 0 --lambda 1000 # the general form: KL weight 1 - alpha
+    python examples/info_vae.py --alpha 0 --lambda 1    # = the plain VAE, for comparison
+    python examples/info_vae.py --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
+        --out runs/mmd-vae-mnist                        # on MNIST
+
+The MMD-VAE does not charge for the information the code carries about x (alpha = 1: no
+per-image KL); it only asks the codes of all the data together, the aggregate posterior
+q(z) = E_x q(z|x), to look like the prior N(0, I) -- measured by the maximum mean discrepancy
+between a batch of codes and as many prior draws. So codes stay informative (sharper
+reconstructions than a VAE of the same size) while prior samples still land where the decoder
+was trained.
+
+Measured on MNIST (the fifth command: alpha = 1, lambda = 1000, IMQ, z = 20, seed 0, 10
+epochs): test reconstruction 78.57 nats per image (the VAE of examples/vae_mnist.py: 80.08),
+KL 95.26 (unpenalized, so -ELBO 173.83 is not what this model optimizes), MMD^2 between 2000
+test codes and 2000 prior draws 0.0037 (the VAE's: 0.0067), 20 of 20 units active.
+
+Printed and in ``summary.json``: per epoch the test reconstruction, KL and MMD terms; at the
+end, MMD^2 between 2000 test codes and 2000 prior draws (how well q(z) matches p(z): 0 when
+it does, up to the estimator's noise, a standard deviation of about 0.0001 for 2000 + 2000
+draws in 20 dimensions) and the number of active units.
+Pictures in ``--out``: ``samples.png``, ``reconstructions.png`` (pairs), ``traversal.png``,
+``latent.png`` (with ``--z-dim 2``: the test codes coloured by class over prior draws).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+
+import scratchgen as sg
+from scratchgen import optim
+from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
+from scratchgen.losses.mmd import mmd_unbiased
+from scratchgen.models import vae_tools
+from scratchgen.models.info_vae import InfoVAE
+from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip, scatter_2d
+
+__all__ = ["main", "load_images", "aggregate_mmd"]
+
+
+def load_images(data: str, data_dir: str | None = None, size: int = 28
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train images, train labels, test images, test labels), images float32 in [0, 1]."""
+    if data == "mnist":
+        kw = {"data_dir": data_dir} if data_dir else {}
+        tr, te = MNIST(train=True, **kw), MNIST(train=False, **kw)
+        return (tr.images.astype(np.float32) / 255.0, tr.labels,
+                te.images.astype(np.float32) / 255.0, te.labels)
+    tr, te = Digits(train=True, size=size), Digits(train=False, size=size)
+    return tr.images, tr.labels, te.images, te.labels
+
+
+def aggregate_mmd(model: Any, x: np.ndarray, kernel: str, seed: int) -> float:
+    """MMD_u^2 between samples of q(z) (one z ~ q(z|x) per image of x) and as many of N(0, I)."""
+    sg.manual_seed(seed)
+    with vae_tools.evaluating(model):
+        t = model.elbo_terms(vae_tools.as_input(model, x))
+        z = t["z"].to("float64")
+        zp = sg.randn(z.shape, dtype="float64", device=z.device)
+        return float(mmd_unbiased(z, zp, kernel).item())
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=["digits", "mnist"], default="digits")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--size", type=int, default=28, help="side of the digits images (digits only)")
+    p.add_argument("--epochs", type=int, default=None, help="default 10 (MNIST) or 60 (digits)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--arch", choices=["fc", "conv"], default="fc")
+    p.add_argument("--z-dim", type=int, default=20)
+    p.add_argument("--alpha", type=float, default=1.0, help="KL weight is 1 - alpha")
+    p.add_argument("--lambda", dest="lambda_", type=float, default=None,
+                   help="MMD weight is alpha + lambda - 1 (default 1000, or 10 for z = 2: see "
+                        "models/info_vae.py on choosing it)")
+    p.add_argument("--kernel", choices=["imq", "rbf"], default="imq")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="runs/info-vae")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+    epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 60)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    sg.manual_seed(args.seed)
+    xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
+    shape = tuple(xtr.shape[1:])
+    if args.lambda_ is None:
+        args.lambda_ = 10.0 if args.z_dim <= 2 else 1000.0
+    model = InfoVAE(shape, z_dim=args.z_dim, alpha=args.alpha, lambda_=args.lambda_,
+                    kernel=args.kernel, arch=args.arch).to(args.device)
+    opt = optim.Adam(model.parameters(), lr=args.lr)
+    print(f"InfoVAE (alpha = {args.alpha}, lambda = {args.lambda_}: KL weight "
+          f"{model.kl_weight:g}, MMD weight {model.mmd_weight:g}, {args.kernel} kernel), "
+          f"{args.arch}, z = {args.z_dim}, on {args.data} ({len(xtr)} images), "
+          f"device {args.device}")
+    loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
+                        seed=args.seed, device=args.device)
+    test_batches = [xte[i:i + 500] for i in range(0, len(xte), 500)]
+    history: list[dict[str, Any]] = []
+    clock = {"start": time.perf_counter()}
+
+    def step(batch: Any) -> dict[str, float]:
+        return model.train_step(batch[0], opt)
+
+    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
+        seconds = time.perf_counter() - clock["start"]
+        test = vae_tools.evaluate_loss(model, test_batches)
+        history.append({"epoch": trainer.epoch, "seconds": seconds, **test})
+        clock["start"] = time.perf_counter()
+        return {"test_recon": test["recon"], "test_kl": test["kl"], "test_mmd": test["mmd"]}
+
+    Trainer(step, loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
+            log_every=50, checkpoint_every=1000, on_epoch_end=end_of_epoch, resume=args.resume,
+            seed=args.seed).fit()
+    model.eval()
+
+    scale = max(1, 56 // shape[1])
+    n = min(2000, len(xte))
+    mmd = aggregate_mmd(model, xte[:n], args.kernel, args.seed + 3)
+    activity = vae_tools.unit_activity(model, xte[:n])
+    sg.manual_seed(args.seed + 1)
+    save_image_grid(model.sample(64), out / "samples.png", nrow=8, value_range=(0.0, 1.0),
+                    scale=scale)
+    rec = model.reconstruct(xte[:32]).numpy()
+    pairs = np.stack([xte[:32], rec], axis=1).reshape((-1,) + shape)
+    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0.0, 1.0),
+                    scale=scale)
+    order = [int(i) for i in np.argsort(-activity)[:min(10, args.z_dim)]]
+    grid = vae_tools.latent_traversal(model, dims=order, steps=11)
+    save_interpolation_strip(grid, out / "traversal.png", value_range=(0.0, 1.0), scale=scale)
+    if args.z_dim == 2:
+        z = vae_tools.latent_code(model, xte[:n]).numpy()
+        prior = np.random.default_rng(args.seed).standard_normal((n, 2))
+        points = np.concatenate([prior, z])
+        labels = np.concatenate([np.full(n, 10), yte[:n]])
+        scatter_2d(points, labels, out / "latent.png",
+                   class_names=[str(c) for c in range(10)] + ["prior draw"],
+                   title="test codes E[z|x] by class, over draws of p(z)")
+    summary = {"command": "python examples/info_vae.py " + " ".join(argv or []),
+               "model": repr(model).split("\n")[0], "epochs": history,
+               "aggregate_mmd_test": mmd, "active_units": int((activity > 0.01).sum()),
+               "unit_activity": [round(float(v), 4) for v in activity]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if history:
+        h = history[-1]
+        print(f"test: recon {h['recon']:.2f}, KL {h['kl']:.2f}, -ELBO {h['neg_elbo']:.2f} nats per "
+              f"image; MMD^2(q(z), p(z)) on {n} test codes {mmd:.5f}; "
+              f"{summary['active_units']} active units of {args.z_dim}")
+    print(f"wrote {out}/")
+    return summary
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -1,0 +1,6 @@
+"""Reusable losses, each with its formula in the docstring.
+
+``kl`` (Gaussian KL divergences, log-densities, the reparameterization), ``elbo`` (ELBO terms,
+beta and capacity objectives), ``mmd`` (unbiased MMD with RBF and inverse-multiquadric kernels),
+``vq`` (vector-quantization codebook and commitment losses).
+"""
