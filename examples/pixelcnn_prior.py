@@ -1,0 +1,187 @@
+"""Fit a gated PixelCNN prior (van den Oord et al., 2016) to the code maps of a trained VQ-VAE,
+then sample code maps and decode them into images.
+
+    python examples/pixelcnn_prior.py                 # embedded digits; trains a small VQ-VAE first
+    python examples/pixelcnn_prior.py --vqvae runs/vq-vae-mnist/vqvae.npz \\
+        --data mnist --data-dir ../shared/data/mnist --epochs 10 --out runs/vq-vae-mnist/prior
+                                                      # the measured MNIST prior (see below)
+    ... --conditional                                 # class-conditional: one row per digit
+
+The VQ-VAE is frozen: its encoder turns every training and test image into an h x w map of codes
+(7 x 7 for MNIST; read from ``codes.npz`` next to ``vqvae.npz`` when vq_vae.py wrote one), and
+the PixelCNN learns p(c) = prod_i p(c_i | c_<i) on the training maps. The validation
+cross-entropy is measured on the test images' maps, in nats per code (divide by ln 2 for bits).
+
+Writes to ``--out``: ``metrics.jsonl`` / ``checkpoint.npz`` (the Trainer's; ``--resume``),
+``prior.npz`` (the PixelCNN and its configuration), ``samples.png`` (code maps drawn from the
+prior, decoded by the VQ-VAE's decoder), ``samples_codes.png`` (the drawn code maps themselves,
+one grey level per code) and ``summary.json`` (validation cross-entropy per epoch, seconds).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+import scratchgen as sg
+import scratchgen.functional as F
+from scratchgen import optim
+from scratchgen.data import ArrayDataset, DataLoader
+from scratchgen.models.pixelcnn import PixelCNN
+from scratchgen.serialization import save
+from scratchgen.train import Trainer, save_image_grid
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from vq_vae import add_common_arguments, batched, load_images, load_vqvae  # noqa: E402
+
+__all__ = ["main", "fit_prior", "validation_nll"]
+
+
+def validation_nll(prior: PixelCNN, codes: np.ndarray, labels: np.ndarray | None = None,
+                   cond: np.ndarray | None = None, device: str = "cpu", batch: int = 500,
+                   make_cond: Any = None) -> float:
+    """Mean -log p(c_i | c_<i) over all positions of ``codes``, in nats per code. ``cond`` rows
+    go through ``make_cond`` (when given) to become the conditioning map."""
+    prior.eval()
+    total = 0.0
+    with sg.no_grad():
+        for i in range(0, len(codes), batch):
+            c = sg.tensor(codes[i:i + batch], device=device)
+            y = labels[i:i + batch] if labels is not None else None
+            s = sg.tensor(cond[i:i + batch], device=device) if cond is not None else None
+            if s is not None and make_cond is not None:
+                s = make_cond(s)
+            total += F.cross_entropy(prior(c, y, s), c, reduction="sum").item()
+    return total / codes.size
+
+
+def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pathlib.Path,
+              epochs: int, lr: float, batch_size: int, device: str, seed: int,
+              labels: np.ndarray | None = None, val_labels: np.ndarray | None = None,
+              cond: np.ndarray | None = None, val_cond: np.ndarray | None = None,
+              make_cond: Any = None, resume: bool = False, name: str = "prior"
+              ) -> list[dict[str, float]]:
+    """Train ``prior`` with the Trainer; returns one row per epoch (validation nats per code,
+    training seconds). ``labels`` / ``cond`` (and their validation versions) condition it;
+    ``make_cond`` turns a batch of ``cond`` rows into the conditioning map (VQ-VAE-2 keeps the
+    small top code maps and expands them batch by batch)."""
+    opt = optim.Adam(prior.parameters(), lr=lr)
+    arrays = [codes] + [a for a in (labels, cond) if a is not None]
+    loader = DataLoader(ArrayDataset(*arrays), batch_size=batch_size, shuffle=True, seed=seed,
+                        device=device)
+    history: list[dict[str, float]] = []
+    clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
+
+    def train_step(batch: Any) -> dict[str, float]:
+        c, rest = batch[0], list(batch[1:])
+        y = rest.pop(0).numpy() if labels is not None else None
+        s = rest.pop(0) if cond is not None else None
+        if s is not None and make_cond is not None:
+            s = make_cond(s)
+        start = time.perf_counter()
+        nll = prior.train_step(c, opt, y, s)
+        clock["train"] += time.perf_counter() - start
+        return {"nll": nll}
+
+    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
+        row = {"epoch": trainer.epoch,
+               "val_nats_per_code": validation_nll(prior, val_codes, val_labels, val_cond, device,
+                                                   make_cond=make_cond),
+               "seconds": clock["train"]}
+        clock["train"] = 0.0
+        history.append(row)
+        return row
+
+    trainer = Trainer(train_step, loader, out, epochs=epochs, modules={name: prior},
+                      optimizers={"adam": opt}, log_every=50, checkpoint_every=500,
+                      on_epoch_end=end_of_epoch, resume=resume, seed=seed)
+    trainer.fit()
+    prior.eval()
+    return history
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p, "runs/pixelcnn-prior", epochs=10)
+    p.add_argument("--vqvae", default=None,
+                   help="vqvae.npz written by vq_vae.py (default: train one into OUT/vqvae)")
+    p.add_argument("--vqvae-epochs", type=int, default=10,
+                   help="epochs of the VQ-VAE trained when --vqvae is not given")
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--layers", type=int, default=8, help="gated layers (1 type A, then B)")
+    p.add_argument("--first-kernel", type=int, default=7, help="kernel of the type-A layer")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--conditional", action="store_true", help="class-conditional prior")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sg.manual_seed(args.seed)
+
+    vq_path = pathlib.Path(args.vqvae) if args.vqvae else out / "vqvae" / "vqvae.npz"
+    if not vq_path.exists():
+        if args.vqvae:
+            raise SystemExit(f"{vq_path} does not exist: train one with examples/vq_vae.py")
+        import vq_vae
+
+        print(f"no VQ-VAE given: training one into {vq_path.parent} first")
+        vq_vae.main(["--data", args.data, "--size", str(args.size), "--epochs",
+                     str(args.vqvae_epochs), "--device", args.device, "--out",
+                     str(vq_path.parent), "--seed", str(args.seed)]
+                    + (["--data-dir", args.data_dir] if args.data_dir else []))
+    vqvae, blob = load_vqvae(vq_path, args.device)
+    xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
+    codes_file = vq_path.parent / "codes.npz"
+    if codes_file.exists():
+        with np.load(codes_file) as z:
+            ctr, cte = z["train"], z["test"]
+        if len(ctr) != len(xtr) or len(cte) != len(xte):   # codes of another data set
+            ctr = cte = None
+    else:
+        ctr = cte = None
+    if ctr is None:
+        ctr = batched(vqvae.encode, xtr, args.device)
+        cte = batched(vqvae.encode, xte, args.device)
+    K = vqvae.num_embeddings
+    shape = ctr.shape[1:]
+    print(f"PixelCNN prior over {shape[0]}x{shape[1]} maps of {K} codes: {len(ctr)} train / "
+          f"{len(cte)} validation maps; uniform would be ln K = {np.log(K):.3f} nats per code")
+
+    config = {"num_codes": K, "channels": args.channels, "num_layers": args.layers,
+              "first_kernel": args.first_kernel, "num_classes": 10 if args.conditional else None}
+    prior = PixelCNN(**config).to(args.device)
+    history = fit_prior(prior, ctr, cte, out, args.epochs, args.lr, args.batch_size, args.device,
+                        args.seed, labels=ytr if args.conditional else None,
+                        val_labels=yte if args.conditional else None, resume=args.resume)
+    save({"config": config, "state": prior.state_dict(), "vqvae": str(vq_path)}, out / "prior.npz")
+
+    # samples: 10 rows of 10 (one row per class when conditional)
+    sg.manual_seed(args.seed + 1)
+    y = np.repeat(np.arange(10), 10) if args.conditional else None
+    codes = prior.sample(100, tuple(shape), y=y, temperature=args.temperature)
+    with sg.no_grad():
+        images = vqvae.decode(codes)
+    save_image_grid(images, out / "samples.png", nrow=10, value_range=(-0.5, 0.5), scale=2)
+    save_image_grid(codes.numpy()[:, None].astype(np.float32), out / "samples_codes.png",
+                    nrow=10, value_range=(0, K - 1), scale=4)
+    summary = {"config": config, "epochs": history,
+               "val_nats_per_code": validation_nll(prior, cte, yte if args.conditional else None,
+                                                   device=args.device),
+               "vqvae": str(vq_path),
+               "command": " ".join(["python", "examples/pixelcnn_prior.py"]
+                                   + list(sys.argv[1:] if argv is None else argv))}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"validation cross-entropy {summary['val_nats_per_code']:.4f} nats per code "
+          f"({summary['val_nats_per_code'] * np.prod(shape):.1f} nats per image); wrote {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,192 @@
+"""Train a VQ-VAE (van den Oord et al., 2017) and look at its reconstructions and codebook.
+
+    python examples/vq_vae.py                                  # embedded digits 28x28, no download
+    python examples/vq_vae.py --data mnist --data-dir ../shared/data/mnist --epochs 30 \\
+        --out runs/vq-vae-mnist                                 # the measured MNIST run (see below)
+    python examples/pixelcnn_prior.py --vqvae runs/vq-vae-mnist/vqvae.npz \\
+        --data mnist --data-dir ../shared/data/mnist --out runs/vq-vae-mnist/prior
+                                                                # then a PixelCNN prior on its codes
+
+The network is the Keras VQ-VAE example's (two stride-2 convolutions to 7 x 7 latents of D = 16,
+K = 128 codes, beta = 0.25, Adam 1e-3, batch 128), with images scaled to [-0.5, 0.5] and the
+reconstruction error divided by the training set's variance (the normalised MSE reported below:
+1.0 = predicting the mean pixel).
+
+Writes to ``--out``: ``metrics.jsonl`` and ``checkpoint.npz`` (the Trainer's; ``--resume``
+continues), ``vqvae.npz`` (the model and its configuration, read by pixelcnn_prior.py),
+``codes.npz`` (the code maps of the training and test images), ``reconstructions.png`` (rows of
+test images, each followed by its reconstruction), ``codebook_use.png`` and ``summary.json``
+(per epoch: test normalised MSE, codebook perplexity, dead codes, seconds).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+import scratchgen as sg
+from scratchgen import optim
+from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
+from scratchgen.losses import vq as vql
+from scratchgen.models.vq_vae import VQVAE
+from scratchgen.serialization import load, save
+from scratchgen.train import Trainer, save_image_grid
+
+__all__ = ["main", "load_images", "load_vqvae", "add_common_arguments", "save_codebook_use"]
+
+
+def add_common_arguments(p: argparse.ArgumentParser, out: str, epochs: int) -> None:
+    p.add_argument("--data", choices=["digits", "mnist"], default="digits",
+                   help="embedded digits (no download) or MNIST")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST files")
+    p.add_argument("--size", type=int, default=28, help="side of the digits images (digits only)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", default=out)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def load_images(data: str, data_dir: str | None = None, size: int = 28
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train images, train labels, test images, test labels), images float32 (N, 1, H, W)
+    in [-0.5, 0.5] (the Keras example's scaling)."""
+    if data == "mnist":
+        kw = {"data_dir": data_dir} if data_dir else {}
+        tr, te = MNIST(train=True, **kw), MNIST(train=False, **kw)
+        xtr, xte = tr.images.astype(np.float32) / 255.0, te.images.astype(np.float32) / 255.0
+    else:
+        tr, te = Digits(train=True, size=size), Digits(train=False, size=size)
+        xtr, xte = tr.images, te.images
+    return xtr - 0.5, tr.labels, xte - 0.5, te.labels
+
+
+def load_vqvae(path: str | pathlib.Path, device: str = "cpu") -> tuple[VQVAE, dict[str, Any]]:
+    """A VQ-VAE saved by this script: (model in eval mode, its saved configuration)."""
+    blob = load(path)
+    model = VQVAE(**blob["config"])
+    model.load_state_dict(blob["state"])
+    return model.to(device).eval(), blob
+
+
+def batched(fn: Any, x: np.ndarray, device: str, batch: int = 1000) -> np.ndarray:
+    """fn over x in batches (no gradients), results stacked as a NumPy array."""
+    out = []
+    with sg.no_grad():
+        for i in range(0, len(x), batch):
+            r = fn(sg.tensor(x[i:i + batch], device=device))
+            out.append(sg.backend.to_device(getattr(r, "data", r), "cpu"))
+    return np.concatenate(out)
+
+
+def save_codebook_use(counts: np.ndarray, path: str | pathlib.Path) -> None:
+    """One bar per code, height log(1 + count) (the background code is used far more often
+    than any other, so a linear scale would show nothing else)."""
+    h = 48
+    heights = np.round(h * np.log1p(counts) / max(np.log1p(counts.max()), 1e-9)).astype(int)
+    bars = np.zeros((1, 1, h, len(counts)), np.float32)
+    for k, hgt in enumerate(heights):
+        bars[0, 0, h - hgt:, k] = 1.0
+    save_image_grid(bars, path, padding=1, value_range=(0.0, 1.0), scale=4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p, "runs/vq-vae", epochs=10)
+    p.add_argument("--num-embeddings", type=int, default=128, help="K, the codebook size")
+    p.add_argument("--embedding-dim", type=int, default=16, help="D, the code vector size")
+    p.add_argument("--beta", type=float, default=0.25, help="commitment weight (eq. 3)")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
+                   help="EMA codebook updates (decay 0.99; paper App. A.1); --no-ema learns the "
+                        "codebook with the codebook loss of eq. 3 instead")
+    p.add_argument("--restart-dead-codes", action=argparse.BooleanOptionalAction, default=True,
+                   help="move codes unused for a while onto encoder outputs (Jukebox)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--limit", type=int, default=None, help="use only this many training images")
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    sg.manual_seed(args.seed)
+    xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
+    if args.limit:
+        xtr, ytr = xtr[:args.limit], ytr[:args.limit]
+    variance = float(xtr.var())
+    print(f"VQ-VAE on {args.data}: {len(xtr)} train / {len(xte)} test images of "
+          f"{xtr.shape[2]}x{xtr.shape[3]}, Var(x) = {variance:.5f}, device {args.device}")
+    config = {"in_channels": 1, "num_embeddings": args.num_embeddings,
+              "embedding_dim": args.embedding_dim, "beta": args.beta, "ema": args.ema,
+              "restart_dead_codes": args.restart_dead_codes, "data_variance": variance}
+    model = VQVAE(**config).to(args.device)
+    opt = optim.Adam(model.parameters(), lr=args.lr)
+    loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
+                        seed=args.seed, device=args.device)
+    K = model.num_embeddings
+    counts = np.zeros(K, np.int64)  # codes chosen for the training batches of this epoch
+    history: list[dict[str, float]] = []
+    clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
+
+    def train_step(batch: Any) -> dict[str, float]:
+        (x,) = batch
+        start = time.perf_counter()
+        r = model.train_step(x, opt)
+        clock["train"] += time.perf_counter() - start
+        counts[:] += vql.code_counts(r.pop("indices"), K)
+        return r
+
+    def test_mse() -> float:
+        model.eval()
+        rec = batched(model.reconstruct, xte, args.device)
+        return float(((rec - xte) ** 2).mean() / variance)
+
+    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
+        row = {"epoch": trainer.epoch, "test_normalized_mse": test_mse(),
+               "perplexity": vql.codebook_perplexity(counts), "dead_codes": vql.dead_codes(counts),
+               "seconds": clock["train"]}
+        clock["train"] = 0.0
+        counts[:] = 0
+        history.append(row)
+        return row
+
+    trainer = Trainer(train_step, loader, out, epochs=args.epochs, modules={"vqvae": model},
+                      optimizers={"adam": opt}, log_every=50, checkpoint_every=500,
+                      on_epoch_end=end_of_epoch, resume=args.resume, seed=args.seed)
+    trainer.fit()
+    model.eval()
+
+    save({"config": config, "state": model.state_dict(), "data": args.data, "size": args.size},
+         out / "vqvae.npz")
+    codes_tr = batched(model.encode, xtr, args.device)
+    codes_te = batched(model.encode, xte, args.device)
+    np.savez_compressed(out / "codes.npz", train=codes_tr, test=codes_te, train_labels=ytr,
+                        test_labels=yte)
+
+    n = 32
+    rec = batched(model.reconstruct, xte[:n], args.device)
+    pairs = np.stack([xte[:n], rec], axis=1).reshape(2 * n, *xte.shape[1:])  # image, recon, ...
+    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(-0.5, 0.5), scale=2)
+    use = vql.code_counts(codes_te, K)
+    save_codebook_use(use, out / "codebook_use.png")
+
+    summary = {"config": config, "epochs": history,
+               "test_normalized_mse": test_mse(),
+               "test_perplexity": vql.codebook_perplexity(use),
+               "test_dead_codes": vql.dead_codes(use),
+               "command": " ".join(["python", "examples/vq_vae.py"]
+                                   + list(sys.argv[1:] if argv is None else argv))}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"test normalised MSE {summary['test_normalized_mse']:.4f}, codebook perplexity "
+          f"{summary['test_perplexity']:.1f} of {K}, {summary['test_dead_codes']} codes unused "
+          f"on the test set; wrote {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

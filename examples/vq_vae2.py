@@ -1,0 +1,162 @@
+"""Train a two-level VQ-VAE-2 (Razavi et al., 2019), then its two PixelCNN priors (top codes;
+bottom codes given the top codes), and sample images through the hierarchy.
+
+    python examples/vq_vae2.py                                 # embedded digits 28x28, no download
+    python examples/vq_vae2.py --data mnist --data-dir ../shared/data/mnist --epochs 3 \\
+        --prior-epochs 2 --out runs/vq-vae2-mnist
+
+For 28 x 28 images the bottom code map is 14 x 14 and the top one 7 x 7 (K codes each). Stage 1
+trains the autoencoder (EMA codebooks, as in the paper); stage 2 fits a PixelCNN to the top maps
+and a PixelCNN to the bottom maps conditioned on the (one-hot, upsampled) top map; sampling draws
+a top map, then a bottom map given it, and decodes both.
+
+Writes to ``--out``: ``metrics.jsonl`` / ``checkpoint.npz`` (the Trainer's, stage 1),
+``vqvae2.npz``, ``reconstructions.png`` (test images, each followed by its reconstruction),
+``priors.npz``, ``top_prior/`` and ``bottom_prior/`` (each prior's Trainer folder),
+``samples.png`` (images drawn through both priors) and ``summary.json`` (per epoch: test
+normalised MSE, perplexity and dead codes of each level; each prior's validation nats per code).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+import scratchgen as sg
+from scratchgen import optim
+from scratchgen.data import ArrayDataset, DataLoader
+from scratchgen.losses import vq as vql
+from scratchgen.models.pixelcnn import PixelCNN
+from scratchgen.models.vq_vae2 import VQVAE2
+from scratchgen.serialization import save
+from scratchgen.train import Trainer, save_image_grid
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from pixelcnn_prior import fit_prior  # noqa: E402
+from vq_vae import add_common_arguments, batched, load_images  # noqa: E402
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p, "runs/vq-vae2", epochs=10)
+    p.add_argument("--num-embeddings", type=int, default=64, help="K per level")
+    p.add_argument("--embedding-dim", type=int, default=16)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--restart-dead-codes", action=argparse.BooleanOptionalAction, default=True,
+                   help="move unused codes onto encoder outputs (Jukebox); on by default: on "
+                        "small data sets EMA codebooks otherwise collapse to a few codes")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--prior-epochs", type=int, default=10)
+    p.add_argument("--prior-channels", type=int, default=64)
+    p.add_argument("--prior-layers", type=int, default=8)
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sg.manual_seed(args.seed)
+
+    xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
+    variance = float(xtr.var())
+    (th, tw), (bh, bw) = VQVAE2.latent_shapes(xtr.shape[2:])
+    print(f"VQ-VAE-2 on {args.data}: {len(xtr)} train / {len(xte)} test images, top codes "
+          f"{th}x{tw}, bottom codes {bh}x{bw}, K = {args.num_embeddings}, device {args.device}")
+    config = {"in_channels": 1, "hidden": args.hidden, "res_channels": args.hidden // 2,
+              "num_res_blocks": 1, "num_embeddings": args.num_embeddings,
+              "embedding_dim": args.embedding_dim, "ema": True,
+              "restart_dead_codes": args.restart_dead_codes, "data_variance": variance}
+    model = VQVAE2(**config).to(args.device)
+    opt = optim.Adam(model.parameters(), lr=args.lr)
+    loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
+                        seed=args.seed, device=args.device)
+    K = model.num_embeddings
+    counts = {"top": np.zeros(K, np.int64), "bottom": np.zeros(K, np.int64)}
+    history: list[dict[str, float]] = []
+    clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
+
+    def train_step(batch: Any) -> dict[str, float]:
+        (x,) = batch
+        start = time.perf_counter()
+        r = model.train_step(x, opt)
+        clock["train"] += time.perf_counter() - start
+        counts["top"] += vql.code_counts(r.pop("top_indices"), K)
+        counts["bottom"] += vql.code_counts(r.pop("bottom_indices"), K)
+        return r
+
+    def test_mse() -> float:
+        model.eval()
+        rec = batched(model.reconstruct, xte, args.device, batch=500)
+        return float(((rec - xte) ** 2).mean() / variance)
+
+    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
+        row = {"epoch": trainer.epoch, "test_normalized_mse": test_mse(),
+               "top_perplexity": vql.codebook_perplexity(counts["top"]),
+               "top_dead_codes": vql.dead_codes(counts["top"]),
+               "bottom_perplexity": vql.codebook_perplexity(counts["bottom"]),
+               "bottom_dead_codes": vql.dead_codes(counts["bottom"]),
+               "seconds": clock["train"]}
+        clock["train"] = 0.0
+        for c in counts.values():
+            c[:] = 0
+        history.append(row)
+        return row
+
+    Trainer(train_step, loader, out, epochs=args.epochs, modules={"vqvae2": model},
+            optimizers={"adam": opt}, log_every=50, checkpoint_every=500,
+            on_epoch_end=end_of_epoch, resume=args.resume, seed=args.seed).fit()
+    model.eval()
+    save({"config": config, "state": model.state_dict()}, out / "vqvae2.npz")
+
+    n = 32
+    rec = batched(model.reconstruct, xte[:n], args.device)
+    pairs = np.stack([xte[:n], rec], axis=1).reshape(2 * n, *xte.shape[1:])
+    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(-0.5, 0.5), scale=2)
+
+    # stage 2: the code maps of every image, then the two priors
+    def encode_all(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tops, bottoms = [], []
+        for i in range(0, len(x), 500):
+            t, b = model.encode(sg.tensor(x[i:i + 500], device=args.device))
+            tops.append(sg.backend.to_device(t, "cpu"))
+            bottoms.append(sg.backend.to_device(b, "cpu"))
+        return np.concatenate(tops), np.concatenate(bottoms)
+
+    top_tr, bot_tr = encode_all(xtr)
+    top_te, bot_te = encode_all(xte)
+    prior_kw = {"channels": args.prior_channels, "num_layers": args.prior_layers}
+    top_prior = PixelCNN(K, **prior_kw).to(args.device)
+    bottom_prior = PixelCNN(K, cond_channels=K, **prior_kw).to(args.device)
+    common = dict(epochs=args.prior_epochs, lr=1e-3, batch_size=args.batch_size,
+                  device=args.device, seed=args.seed, resume=args.resume)
+    print("stage 2: the top prior p(c_top)")
+    top_hist = fit_prior(top_prior, top_tr, top_te, out / "top_prior", name="top_prior", **common)
+    print("stage 2: the bottom prior p(c_bottom | c_top)")
+    bot_hist = fit_prior(bottom_prior, bot_tr, bot_te, out / "bottom_prior", cond=top_tr,
+                         val_cond=top_te, make_cond=model.bottom_condition,
+                         name="bottom_prior", **common)
+    save({"top": top_prior.state_dict(), "bottom": bottom_prior.state_dict(), "config": prior_kw,
+          "num_codes": K}, out / "priors.npz")
+
+    sg.manual_seed(args.seed + 1)
+    images = model.sample(top_prior, bottom_prior, 64, xtr.shape[2:])
+    save_image_grid(images, out / "samples.png", nrow=8, value_range=(-0.5, 0.5), scale=2)
+    summary = {"config": config, "epochs": history, "test_normalized_mse": test_mse(),
+               "top_prior": top_hist, "bottom_prior": bot_hist,
+               "command": " ".join(["python", "examples/vq_vae2.py"]
+                                   + list(sys.argv[1:] if argv is None else argv))}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"test normalised MSE {summary['test_normalized_mse']:.4f}; prior validation "
+          f"cross-entropy: top {top_hist[-1]['val_nats_per_code']:.4f}, bottom "
+          f"{bot_hist[-1]['val_nats_per_code']:.4f} nats per code; wrote {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
