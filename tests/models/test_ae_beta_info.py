@@ -170,14 +170,9 @@ def test_mmd_vae_pulls_the_aggregate_posterior_to_the_prior():
 # ---- the example scripts run end to end (tiny settings) --------------------------------------
 
 def _load_example(name):
-    import importlib.util
-    import pathlib
+    import importlib
 
-    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"scratchgen.examples.{name}")
 
 
 def test_ae_vs_vae_example(tmp_path):

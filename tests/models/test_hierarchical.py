@@ -152,13 +152,9 @@ def test_bad_configurations():
 
 @pytest.mark.slow
 def test_hierarchical_example_compares_three_models(tmp_path):
-    import importlib.util
-    import pathlib
+    import importlib
 
-    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "hierarchical_vae.py"
-    spec = importlib.util.spec_from_file_location("example_hierarchical_vae", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = importlib.import_module("scratchgen.examples.hierarchical_vae")
     res = mod.main(["--compare", "--epochs", "1", "--k", "4", "--out", str(tmp_path)])
     params = [e["parameters"] for e in res["models"].values()]
     assert set(res["models"]) == {"hvae", "single", "vae"}

@@ -237,14 +237,9 @@ def test_soft_intro_scale_images_and_density_and_schedule():
 # ---- the examples, end to end on tiny budgets (slow: they train) ------------------------------
 
 def _example(name: str):
-    import importlib.util
-    import pathlib
+    import importlib
 
-    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"scratchgen.examples.{name}")
 
 
 @pytest.mark.slow

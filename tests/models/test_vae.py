@@ -341,14 +341,9 @@ def test_evaluate_loss_weights_batches_by_size(small_vae):
 # ---- the example script runs end to end (tiny settings) --------------------------------------
 
 def _load_example(name):
-    import importlib.util
-    import pathlib
+    import importlib
 
-    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"scratchgen.examples.{name}")
 
 
 def test_vae_example_runs_and_writes_its_pictures(tmp_path):

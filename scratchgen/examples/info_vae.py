@@ -1,10 +1,10 @@
 """InfoVAE / MMD-VAE (Zhao, Song, Ermon 2019): reconstruction + lambda * MMD(q(z), p(z)).
 
-    python examples/info_vae.py                         # MMD-VAE, IMQ kernel, embedded digits
-    python examples/info_vae.py --kernel rbf            # the Gaussian kernel instead
-    python examples/info_vae.py --alpha 0 --lambda 1000 # the general form: KL weight 1 - alpha
-    python examples/info_vae.py --alpha 0 --lambda 1    # = the plain VAE, for comparison
-    python examples/info_vae.py --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
+    scratchgen train info-vae                         # MMD-VAE, IMQ kernel, embedded digits
+    scratchgen train info-vae --kernel rbf            # the Gaussian kernel instead
+    scratchgen train info-vae --alpha 0 --lambda 1000 # the general form: KL weight 1 - alpha
+    scratchgen train info-vae --alpha 0 --lambda 1    # = the plain VAE, for comparison
+    scratchgen train info-vae --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
         --out runs/mmd-vae-mnist                        # on MNIST
 
 The MMD-VAE does not charge for the information the code carries about x (alpha = 1: no
@@ -15,7 +15,7 @@ reconstructions than a VAE of the same size) while prior samples still land wher
 was trained.
 
 Measured on MNIST (the fifth command: alpha = 1, lambda = 1000, IMQ, z = 20, seed 0, 10
-epochs): test reconstruction 78.57 nats per image (the VAE of examples/vae_mnist.py: 80.08),
+epochs): test reconstruction 78.57 nats per image (the VAE of scratchgen/examples/vae_mnist.py: 80.08),
 KL 95.26 (unpenalized, so -ELBO 173.83 is not what this model optimizes), MMD^2 between 2000
 test codes and 2000 prior draws 0.0037 (the VAE's: 0.0067), 20 of 20 units active.
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         scatter_2d(points, labels, out / "latent.png",
                    class_names=[str(c) for c in range(10)] + ["prior draw"],
                    title="test codes E[z|x] by class, over draws of p(z)")
-    summary = {"command": "python examples/info_vae.py " + " ".join(argv or []),
+    summary = {"command": "scratchgen train info-vae " + " ".join(argv or []),
                "model": repr(model).split("\n")[0], "epochs": history,
                "aggregate_mmd_test": mmd, "active_units": int((activity > 0.01).sum()),
                "unit_activity": [round(float(v), 4) for v in activity]}

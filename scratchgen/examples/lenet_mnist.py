@@ -1,7 +1,7 @@
 """Train a LeNet classifier on MNIST with scratchgen's Trainer, then draw what it learned.
 
-    python examples/lenet_mnist.py --data-dir ../shared/data/mnist --epochs 3
-    python examples/lenet_mnist.py --data-dir ../shared/data/mnist --resume   # after Ctrl-C
+    scratchgen train lenet --data-dir ../shared/data/mnist --epochs 3
+    scratchgen train lenet --data-dir ../shared/data/mnist --resume   # after Ctrl-C
 
 (from the repository root after ``pip install -e .``, or with ``PYTHONPATH=.``)
 

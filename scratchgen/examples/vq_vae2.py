@@ -1,8 +1,8 @@
 """Train a two-level VQ-VAE-2 (Razavi et al., 2019), then its two PixelCNN priors (top codes;
 bottom codes given the top codes), and sample images through the hierarchy.
 
-    python examples/vq_vae2.py                                 # embedded digits 28x28, no download
-    python examples/vq_vae2.py --data mnist --data-dir ../shared/data/mnist --epochs 3 \\
+    scratchgen train vq-vae2                                 # embedded digits 28x28, no download
+    scratchgen train vq-vae2 --data mnist --data-dir ../shared/data/mnist --epochs 3 \\
         --prior-epochs 2 --out runs/vq-vae2-mnist
 
 For 28 x 28 images the bottom code map is 14 x 14 and the top one 7 x 7 (K codes each). Stage 1
@@ -36,9 +36,8 @@ from scratchgen.models.vq_vae2 import VQVAE2
 from scratchgen.serialization import save
 from scratchgen.train import Trainer, save_image_grid
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from pixelcnn_prior import fit_prior  # noqa: E402
-from vq_vae import add_common_arguments, batched, load_images  # noqa: E402
+from scratchgen.examples.pixelcnn_prior import fit_prior
+from scratchgen.examples.vq_vae import add_common_arguments, batched, load_images
 
 __all__ = ["main"]
 
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     save_image_grid(images, out / "samples.png", nrow=8, value_range=(-0.5, 0.5), scale=2)
     summary = {"config": config, "epochs": history, "test_normalized_mse": test_mse(),
                "top_prior": top_hist, "bottom_prior": bot_hist,
-               "command": " ".join(["python", "examples/vq_vae2.py"]
+               "command": " ".join(["python", "-m", "scratchgen.examples.vq_vae2"]
                                    + list(sys.argv[1:] if argv is None else argv))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"test normalised MSE {summary['test_normalized_mse']:.4f}; prior validation "

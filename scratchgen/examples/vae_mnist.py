@@ -1,11 +1,11 @@
 """Train a VAE (Kingma & Welling, 2014) and draw what it learned.
 
-    python examples/vae_mnist.py                        # embedded digits at 28x28, no download
-    python examples/vae_mnist.py --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
+    scratchgen train vae                        # embedded digits at 28x28, no download
+    scratchgen train vae --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
         --out runs/vae-mnist                            # the measured run: FC 784-400-20
-    python examples/vae_mnist.py --arch conv --data mnist --data-dir ../shared/data/mnist \\
+    scratchgen train vae --arch conv --data mnist --data-dir ../shared/data/mnist \\
         --epochs 2 --out runs/conv-vae-mnist            # the convolutional VAE, timed
-    python examples/vae_mnist.py --device cuda ...      # the same on a GPU (needs CuPy)
+    scratchgen train vae --device cuda ...      # the same on a GPU (needs CuPy)
 
 The measured protocol is the PyTorch MNIST VAE example's: fc1 784->400, fc21/fc22 400->20,
 fc3 20->400, fc4 400->784; Bernoulli decoder on pixel intensities in [0, 1] (not binarized);
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scale = max(1, 56 // shape[1])
     extra = draw_pictures(model, out, xte, yte, xtr, ytr, scale, args.seed)
     summary: dict[str, Any] = {"config": config, "epochs": history, **extra,
-                               "command": "python examples/vae_mnist.py " + " ".join(argv or [])}
+                               "command": "scratchgen train vae " + " ".join(argv or [])}
     if args.iwae_k > 0:
         sg.manual_seed(args.seed + 2)
         n = min(args.iwae_images, len(xte))

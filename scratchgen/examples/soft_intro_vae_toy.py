@@ -3,14 +3,14 @@
     # the official setting (soft_intro_vae_2d/train_soft_intro_vae_2d.py): 30,000 iterations,
     # batch 512, MLPs of 3 x 256 hidden units, z_dim 2, lr 2e-4 divided by 10 at 10k and 15k,
     # 2,000 plain-VAE warm-up iterations, beta_kl 0.3 beta_rec 0.2 beta_neg 0.9 (8 Gaussians)
-    python examples/soft_intro_vae_toy.py --dataset ring --out runs/soft_intro_vae_toy
+    scratchgen train soft-intro-vae --dataset ring --out runs/soft_intro_vae_toy
 
     # a shorter run that fits a busy 2-core CPU (the figures in the report come from this one)
-    python examples/soft_intro_vae_toy.py --dataset ring --steps 8000 --vae-warmup 1000 \\
+    scratchgen train soft-intro-vae --dataset ring --steps 8000 --vae-warmup 1000 \\
         --milestones 5000,6500 --hidden 128 --out runs/soft_intro_vae_ring
 
-    python examples/soft_intro_vae_toy.py --dataset spirals --out runs/soft_intro_vae_spirals
-    python examples/soft_intro_vae_toy.py --dataset checkerboard --out runs/soft_intro_vae_checker
+    scratchgen train soft-intro-vae --dataset spirals --out runs/soft_intro_vae_spirals
+    scratchgen train soft-intro-vae --dataset checkerboard --out runs/soft_intro_vae_checker
 
 Data: "ring" is the code's 8Gaussians (radius 2 and std 0.02, both divided by 1.414, plotted
 on [-2, 2]^2); spirals and checkerboard are plotted on [-4, 4]^2 (our two_spirals has Gaussian

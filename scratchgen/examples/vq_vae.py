@@ -1,9 +1,9 @@
 """Train a VQ-VAE (van den Oord et al., 2017) and look at its reconstructions and codebook.
 
-    python examples/vq_vae.py                                  # embedded digits 28x28, no download
-    python examples/vq_vae.py --data mnist --data-dir ../shared/data/mnist --epochs 30 \\
+    scratchgen train vq-vae                                  # embedded digits 28x28, no download
+    scratchgen train vq-vae --data mnist --data-dir ../shared/data/mnist --epochs 30 \\
         --out runs/vq-vae-mnist                                 # the measured MNIST run (see below)
-    python examples/pixelcnn_prior.py --vqvae runs/vq-vae-mnist/vqvae.npz \\
+    scratchgen train pixelcnn-prior --vqvae runs/vq-vae-mnist/vqvae.npz \\
         --data mnist --data-dir ../shared/data/mnist --out runs/vq-vae-mnist/prior
                                                                 # then a PixelCNN prior on its codes
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                "test_normalized_mse": test_mse(),
                "test_perplexity": vql.codebook_perplexity(use),
                "test_dead_codes": vql.dead_codes(use),
-               "command": " ".join(["python", "examples/vq_vae.py"]
+               "command": " ".join(["python", "-m", "scratchgen.examples.vq_vae"]
                                    + list(sys.argv[1:] if argv is None else argv))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"test normalised MSE {summary['test_normalized_mse']:.4f}, codebook perplexity "

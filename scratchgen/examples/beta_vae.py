@@ -1,12 +1,12 @@
 """beta-VAE (Higgins et al. 2017) and its capacity-annealed variant (Burgess et al. 2018).
 
-    python examples/beta_vae.py                          # beta = 4 on the embedded digits
-    python examples/beta_vae.py --variant capacity       # gamma |KL - C|, C: 0 -> 15 nats
-    python examples/beta_vae.py --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
+    scratchgen train beta-vae                          # beta = 4 on the embedded digits
+    scratchgen train beta-vae --variant capacity       # gamma |KL - C|, C: 0 -> 15 nats
+    scratchgen train beta-vae --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
         --beta 4 --out runs/beta-vae-mnist               # on MNIST
-    python examples/beta_vae.py --beta 1 ...             # the plain VAE, to compare with
+    scratchgen train beta-vae --beta 1 ...             # the plain VAE, to compare with
 
-Same networks as examples/vae_mnist.py (``--arch fc`` 784-400-z or ``--arch conv``), z = 10.
+Same networks as scratchgen/examples/vae_mnist.py (``--arch fc`` 784-400-z or ``--arch conv``), z = 10.
 With beta > 1 the KL budget is spent on fewer latent units, and the units that stay active
 tend to each control one factor of the digits (width, slant, stroke thickness...): see the
 traversal. The capacity variant opens the channel gradually: C grows linearly from 0 to
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pairs = np.stack([xte[:32], rec], axis=1).reshape((-1,) + shape)
     save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0.0, 1.0),
                     scale=scale)
-    summary = {"command": "python examples/beta_vae.py " + " ".join(argv or []),
+    summary = {"command": "scratchgen train beta-vae " + " ".join(argv or []),
                "model": repr(model).split("\n")[0], "epochs": history,
                "traversal_rows": order, "kl_per_unit": [round(float(v), 3) for v in per_unit]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

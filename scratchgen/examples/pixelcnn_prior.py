@@ -1,8 +1,8 @@
 """Fit a gated PixelCNN prior (van den Oord et al., 2016) to the code maps of a trained VQ-VAE,
 then sample code maps and decode them into images.
 
-    python examples/pixelcnn_prior.py                 # embedded digits; trains a small VQ-VAE first
-    python examples/pixelcnn_prior.py --vqvae runs/vq-vae-mnist/vqvae.npz \\
+    scratchgen train pixelcnn-prior                 # embedded digits; trains a small VQ-VAE first
+    scratchgen train pixelcnn-prior --vqvae runs/vq-vae-mnist/vqvae.npz \\
         --data mnist --data-dir ../shared/data/mnist --epochs 10 --out runs/vq-vae-mnist/prior
                                                       # the measured MNIST prior (see below)
     ... --conditional                                 # class-conditional: one row per digit
@@ -36,8 +36,7 @@ from scratchgen.models.pixelcnn import PixelCNN
 from scratchgen.serialization import save
 from scratchgen.train import Trainer, save_image_grid
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from vq_vae import add_common_arguments, batched, load_images, load_vqvae  # noqa: E402
+from scratchgen.examples.vq_vae import add_common_arguments, batched, load_images, load_vqvae
 
 __all__ = ["main", "fit_prior", "validation_nll"]
 
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     vq_path = pathlib.Path(args.vqvae) if args.vqvae else out / "vqvae" / "vqvae.npz"
     if not vq_path.exists():
         if args.vqvae:
-            raise SystemExit(f"{vq_path} does not exist: train one with examples/vq_vae.py")
+            raise SystemExit(f"{vq_path} does not exist: train one with scratchgen/examples/vq_vae.py")
         import vq_vae
 
         print(f"no VQ-VAE given: training one into {vq_path.parent} first")
@@ -175,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                "val_nats_per_code": validation_nll(prior, cte, yte if args.conditional else None,
                                                    device=args.device),
                "vqvae": str(vq_path),
-               "command": " ".join(["python", "examples/pixelcnn_prior.py"]
+               "command": " ".join(["python", "-m", "scratchgen.examples.pixelcnn_prior"]
                                    + list(sys.argv[1:] if argv is None else argv))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"validation cross-entropy {summary['val_nats_per_code']:.4f} nats per code "

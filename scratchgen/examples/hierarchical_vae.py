@@ -3,13 +3,13 @@
     # the comparison in the report: binarized 8x8 digits, the same epochs, batch and optimizer
     # for every model, parameter counts within a few percent, IWAE with k = 1000 on the 297
     # test digits
-    python examples/hierarchical_vae.py --compare --epochs 150 --k 1000 --out runs/hvae_compare
+    scratchgen train hierarchical-vae --compare --epochs 150 --k 1000 --out runs/hvae_compare
 
     # one model
-    python examples/hierarchical_vae.py --model hvae --epochs 150 --out runs/hvae
+    scratchgen train hierarchical-vae --model hvae --epochs 150 --out runs/hvae
 
     # MNIST (local IDX files, binarized at 0.5, 28x28; slow on a CPU)
-    python examples/hierarchical_vae.py --data mnist --data-dir ../shared/data/mnist \\
+    scratchgen train hierarchical-vae --data mnist --data-dir ../shared/data/mnist \\
         --compare --epochs 5 --limit 10000 --k 100 --out runs/hvae_mnist
 
 The models (``--model`` or all with ``--compare``):

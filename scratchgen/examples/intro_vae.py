@@ -2,11 +2,11 @@
 
     # the run behind the report's sample grid (12 s per epoch on average on a busy 2-core CPU:
     # about 4 s for a warm-up VAE epoch, 13 s for an IntroVAE epoch)
-    python examples/intro_vae.py --epochs 60 --vae-warmup-epochs 10 --alpha 0.5 --beta 10 \\
+    scratchgen train intro-vae --epochs 60 --vae-warmup-epochs 10 --alpha 0.5 --beta 10 \\
         --margin 15 --lr 1e-3 --out runs/intro_vae
 
     # MNIST from local IDX files, 28x28 (slow on a CPU: hours)
-    python examples/intro_vae.py --data mnist --data-dir ../shared/data/mnist --size 28 \\
+    scratchgen train intro-vae --data mnist --data-dir ../shared/data/mnist --size 28 \\
         --channels 32,64 --z-dim 32 --epochs 20 --out runs/intro_vae_mnist
 
 Hyperparameters. The paper's alpha, beta and margin m are tied to the data's size: L_AE sums

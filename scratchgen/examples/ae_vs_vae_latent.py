@@ -1,7 +1,7 @@
 """The latent spaces of a plain autoencoder and of a VAE, side by side (2-D codes).
 
-    python examples/ae_vs_vae_latent.py                 # embedded digits at 28x28, no download
-    python examples/ae_vs_vae_latent.py --data mnist --data-dir ../shared/data/mnist \\
+    scratchgen train ae-vs-vae                 # embedded digits at 28x28, no download
+    scratchgen train ae-vs-vae --data mnist --data-dir ../shared/data/mnist \\
         --epochs 10 --out runs/ae-vs-vae                # the MNIST version
 
 Both models have the same networks (FC 784-400-2-400-784, Bernoulli decoder) and are trained
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
     shape = tuple(xtr.shape[1:])
     scale = max(1, 56 // shape[1])
-    summary: dict[str, Any] = {"command": "python examples/ae_vs_vae_latent.py "
+    summary: dict[str, Any] = {"command": "scratchgen train ae-vs-vae "
                                + " ".join(argv or []), "models": {}}
     models: dict[str, Any] = {}
     for name in ("ae", "vae"):
