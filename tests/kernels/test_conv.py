@@ -438,17 +438,6 @@ def test_error_dtypes():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    cp = pytest.importorskip("cupy", reason="CuPy is not installed")
-    try:
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as e:  # noqa: BLE001 - any CUDA runtime error means: no usable GPU
-        pytest.skip(f"no usable CUDA device: {e}")
-    return cp
-
-
 def _rel(a, b):
     return float(np.abs(a - b).max() / max(1e-30, np.abs(b).max()))
 

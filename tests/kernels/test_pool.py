@@ -233,17 +233,6 @@ def test_errors_name_shapes():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    cp = pytest.importorskip("cupy", reason="CuPy is not installed")
-    try:
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as err:  # CUDA driver missing or broken
-        pytest.skip(f"no usable CUDA device: {err}")
-    return cp
-
-
 CUDA_CASES = [  # kernel, stride, padding, dilation, ceil_mode
     (2, None, 0, 1, False), (3, 2, 1, 1, True), ((3, 2), (1, 2), (1, 0), (2, 1), False),
     (3, 1, 1, 1, False), (4, 3, 2, 1, True),

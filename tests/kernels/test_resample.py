@@ -228,17 +228,6 @@ def test_errors():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cupy():
-    cp = pytest.importorskip("cupy", reason="CuPy is not installed")
-    try:
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as err:  # CUDA driver missing or broken
-        pytest.skip(f"no usable CUDA device: {err}")
-    return cp
-
-
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size", [(14, 12), (5, 3), (7, 13), (1, 1)])
