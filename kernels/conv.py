@@ -551,7 +551,6 @@ def _forward_cuda(x, w, b, g: _Geometry):
     y = cupy.empty((g.n, g.o, g.ho, g.wo), dtype=x.dtype)
     if y.size == 0:
         return y
-    l = g.ho * g.wo
     for lo, hi in _cuda_chunks(g, x.itemsize):
         cols = _im2col_cuda(x, g, lo, hi)
         ymat = cupy.matmul(wmat, cols)  # (O, n*Ho*Wo)

@@ -35,7 +35,7 @@ import numpy as np
 
 import scratchgen as sg
 from scratchgen import optim
-from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
+from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models import vae_tools
 from scratchgen.models.beta_vae import BetaVAE, CapacityVAE
 from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip
@@ -43,16 +43,7 @@ from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip
 __all__ = ["main", "load_images"]
 
 
-def load_images(data: str, data_dir: str | None = None, size: int = 28
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train images, train labels, test images, test labels), images float32 in [0, 1]."""
-    if data == "mnist":
-        kw = {"data_dir": data_dir} if data_dir else {}
-        tr, te = MNIST(train=True, **kw), MNIST(train=False, **kw)
-        return (tr.images.astype(np.float32) / 255.0, tr.labels,
-                te.images.astype(np.float32) / 255.0, te.labels)
-    tr, te = Digits(train=True, size=size), Digits(train=False, size=size)
-    return tr.images, tr.labels, te.images, te.labels
+load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

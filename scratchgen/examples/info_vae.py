@@ -38,7 +38,7 @@ import numpy as np
 
 import scratchgen as sg
 from scratchgen import optim
-from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
+from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.losses.mmd import mmd_unbiased
 from scratchgen.models import vae_tools
 from scratchgen.models.info_vae import InfoVAE
@@ -47,16 +47,7 @@ from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip,
 __all__ = ["main", "load_images", "aggregate_mmd"]
 
 
-def load_images(data: str, data_dir: str | None = None, size: int = 28
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train images, train labels, test images, test labels), images float32 in [0, 1]."""
-    if data == "mnist":
-        kw = {"data_dir": data_dir} if data_dir else {}
-        tr, te = MNIST(train=True, **kw), MNIST(train=False, **kw)
-        return (tr.images.astype(np.float32) / 255.0, tr.labels,
-                te.images.astype(np.float32) / 255.0, te.labels)
-    tr, te = Digits(train=True, size=size), Digits(train=False, size=size)
-    return tr.images, tr.labels, te.images, te.labels
+load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
 
 
 def aggregate_mmd(model: Any, x: np.ndarray, kernel: str, seed: int) -> float:

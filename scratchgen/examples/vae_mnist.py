@@ -50,7 +50,7 @@ import numpy as np
 
 import scratchgen as sg
 from scratchgen import optim
-from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
+from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.metrics.likelihood import evaluate_iwae
 from scratchgen.models import vae_tools
 from scratchgen.models.vae import VAE
@@ -60,19 +60,7 @@ from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip
 __all__ = ["main", "load_images", "load_vae", "ink", "slant", "attribute_groups"]
 
 
-def load_images(data: str, data_dir: str | None = None, size: int = 28
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train images, train labels, test images, test labels); images float32 (N, 1, H, W)
-    in [0, 1]. ``digits`` are the embedded 8x8 digits resampled to ``size``."""
-    if data == "mnist":
-        kw = {"data_dir": data_dir} if data_dir else {}
-        tr, te = MNIST(train=True, **kw), MNIST(train=False, **kw)
-        return (tr.images.astype(np.float32) / 255.0, tr.labels,
-                te.images.astype(np.float32) / 255.0, te.labels)
-    if data == "digits":
-        tr, te = Digits(train=True, size=size), Digits(train=False, size=size)
-        return tr.images, tr.labels, te.images, te.labels
-    raise ValueError(f"--data must be digits or mnist, got {data!r}")
+load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
 
 
 def load_vae(path: str | pathlib.Path, device: str = "cpu") -> tuple[VAE, dict[str, Any]]:

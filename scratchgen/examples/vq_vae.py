@@ -31,7 +31,7 @@ import numpy as np
 
 import scratchgen as sg
 from scratchgen import optim
-from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
+from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.losses import vq as vql
 from scratchgen.models.vq_vae import VQVAE
 from scratchgen.serialization import load, save
@@ -56,14 +56,8 @@ def load_images(data: str, data_dir: str | None = None, size: int = 28
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train images, train labels, test images, test labels), images float32 (N, 1, H, W)
     in [-0.5, 0.5] (the Keras example's scaling)."""
-    if data == "mnist":
-        kw = {"data_dir": data_dir} if data_dir else {}
-        tr, te = MNIST(train=True, **kw), MNIST(train=False, **kw)
-        xtr, xte = tr.images.astype(np.float32) / 255.0, te.images.astype(np.float32) / 255.0
-    else:
-        tr, te = Digits(train=True, size=size), Digits(train=False, size=size)
-        xtr, xte = tr.images, te.images
-    return xtr - 0.5, tr.labels, xte - 0.5, te.labels
+    xtr, ytr, xte, yte = load_image_arrays(data, data_dir, size)
+    return xtr - 0.5, ytr, xte - 0.5, yte
 
 
 def load_vqvae(path: str | pathlib.Path, device: str = "cpu") -> tuple[VQVAE, dict[str, Any]]:
