@@ -4,6 +4,8 @@
     # for every model, parameter counts within a few percent, IWAE with k = 1000 on the 297
     # test digits
     scratchgen train hierarchical-vae --compare --epochs 150 --k 1000 --out runs/hvae_compare
+    scratchgen train hierarchical-vae --compare --epochs 150 --k 1000 --seed 1 \\
+        --out runs/hvae_compare_seed1
 
     # one model
     scratchgen train hierarchical-vae --model hvae --epochs 150 --out runs/hvae
@@ -11,6 +13,25 @@
     # MNIST (local IDX files, binarized at 0.5, 28x28; slow on a CPU)
     scratchgen train hierarchical-vae --data mnist --data-dir ../shared/data/mnist \\
         --compare --epochs 5 --limit 10000 --k 100 --out runs/hvae_mnist
+
+Measured (binarized digits, 150 epochs, k = 1000 on the 297 test digits; nats per image; the
+paired standard error is over test images, i.e. evaluation noise only):
+
+    seed  model   params  test IWAE_1000  test ELBO  hvae - model (s.e.)
+    0     hvae    84321   -16.937         -18.700
+    0     single  84123   -18.644         -20.310    +1.707 (0.187)
+    0     vae     84290   -17.086         -18.407    +0.149 (0.088)
+    1     hvae    84321   -16.481         -18.144
+    1     single  84123   -20.431         -21.400    +3.951 (0.190)
+    1     vae     84290   -17.123         -18.431    +0.642 (0.084)
+
+The hierarchical model has the best IWAE bound in both seeds (by 1.7-4.0 nats over the
+single-layer model with the same networks, by 0.15-0.64 over the fully connected VAE, whose
+ELBO is within 0.3 nats of it either way); its test KL per layer (top first: 1x1, 4x4, 4x4,
+8x8) was 0.0 / 0.14 / 7.30 / 0.0 nats for seed 0 and 0.0 / 0.0 / 7.20 / 0.0 for seed 1: on this
+small data set the information sits in one 4x4 layer and the other layers collapse, so the
+gain comes from a spatial 4x4 latent with a learned prior rather than from a deep hierarchy. Seconds per epoch (24 steps of 64), lightly loaded
+2-core CPU: hvae 3.05, single 1.63, vae 0.03 (the fully connected VAE is 100x cheaper).
 
 The models (``--model`` or all with ``--compare``):
 
