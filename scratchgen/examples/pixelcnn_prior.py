@@ -8,7 +8,7 @@ then sample code maps and decode them into images.
     ... --conditional                                 # class-conditional: one row per digit
 
 The VQ-VAE is frozen: its encoder turns every training and test image into an h x w map of codes
-(7 x 7 for MNIST; read from ``codes.npz`` next to ``vqvae.npz`` when vq_vae.py wrote one), and
+(7 x 7 for MNIST; read from ``codes.npz`` next to ``vqvae.npz``, which vq-vae writes), and
 the PixelCNN learns p(c) = prod_i p(c_i | c_<i) on the training maps. The validation
 cross-entropy is measured on the test images' maps, in nats per code (divide by ln 2 for bits).
 
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p, "runs/pixelcnn-prior", epochs=10)
     p.add_argument("--vqvae", default=None,
-                   help="vqvae.npz written by vq_vae.py (default: train one into OUT/vqvae)")
+                   help="vqvae.npz written by `scratchgen train vq-vae` (default: train one into "
+                        "OUT/vqvae)")
     p.add_argument("--vqvae-epochs", type=int, default=10,
                    help="epochs of the VQ-VAE trained when --vqvae is not given")
     p.add_argument("--channels", type=int, default=64)
@@ -127,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     vq_path = pathlib.Path(args.vqvae) if args.vqvae else out / "vqvae" / "vqvae.npz"
     if not vq_path.exists():
         if args.vqvae:
-            raise SystemExit(f"{vq_path} does not exist: train one with scratchgen/examples/vq_vae.py")
-        import vq_vae
+            raise SystemExit(f"{vq_path} does not exist: train one with `scratchgen train vq-vae`")
+        from scratchgen.examples import vq_vae
 
         print(f"no VQ-VAE given: training one into {vq_path.parent} first")
         vq_vae.main(["--data", args.data, "--size", str(args.size), "--epochs",

@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
                    help="EMA codebook updates (decay 0.99; paper App. A.1); --no-ema learns the "
                         "codebook with the codebook loss of eq. 3 instead")
-    p.add_argument("--restart-dead-codes", action=argparse.BooleanOptionalAction, default=True,
-                   help="move codes unused for a while onto encoder outputs (Jukebox)")
+    p.add_argument("--restart-dead-codes", action=argparse.BooleanOptionalAction, default=False,
+                   help="move codes unused for a while onto encoder outputs (Jukebox): lower "
+                        "MSE early, but more codes in use, so a harder prior")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--limit", type=int, default=None, help="use only this many training images")
     p.add_argument("--resume", action="store_true")
