@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-embeddings", type=int, default=64, help="K per level")
     p.add_argument("--embedding-dim", type=int, default=16)
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--restart-dead-codes", action=argparse.BooleanOptionalAction, default=True,
-                   help="move unused codes onto encoder outputs (Jukebox); on by default: on "
-                        "small data sets EMA codebooks otherwise collapse to a few codes")
+    p.add_argument("--restart-dead-codes", action=argparse.BooleanOptionalAction, default=False,
+                   help="move codes unused for a while onto encoder outputs (Jukebox): more "
+                        "codes in use, so lower MSE but harder priors")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--prior-epochs", type=int, default=10)
     p.add_argument("--prior-channels", type=int, default=64)
