@@ -63,16 +63,20 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
               epochs: int, lr: float, batch_size: int, device: str, seed: int,
               labels: np.ndarray | None = None, val_labels: np.ndarray | None = None,
               cond: np.ndarray | None = None, val_cond: np.ndarray | None = None,
-              make_cond: Any = None, resume: bool = False, name: str = "prior"
-              ) -> list[dict[str, float]]:
+              make_cond: Any = None, resume: bool = False, name: str = "prior",
+              cosine: bool = True) -> list[dict[str, float]]:
     """Train ``prior`` with the Trainer; returns one row per epoch (validation nats per code,
     training seconds). ``labels`` / ``cond`` (and their validation versions) condition it;
     ``make_cond`` turns a batch of ``cond`` rows into the conditioning map (VQ-VAE-2 keeps the
-    small top code maps and expands them batch by batch)."""
+    small top code maps and expands them batch by batch). ``cosine``: the learning rate follows
+    a cosine from ``lr`` down to 0 over all the steps (else it stays at ``lr``)."""
     opt = optim.Adam(prior.parameters(), lr=lr)
     arrays = [codes] + [a for a in (labels, cond) if a is not None]
     loader = DataLoader(ArrayDataset(*arrays), batch_size=batch_size, shuffle=True, seed=seed,
                         device=device)
+    schedulers = {}
+    if cosine:
+        schedulers["cosine"] = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
     history: list[dict[str, float]] = []
     clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
 
@@ -97,7 +101,8 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
         return row
 
     trainer = Trainer(train_step, loader, out, epochs=epochs, modules={name: prior},
-                      optimizers={"adam": opt}, log_every=50, checkpoint_every=500,
+                      optimizers={"adam": opt}, schedulers=schedulers, log_every=50,
+                      checkpoint_every=500,
                       on_epoch_end=end_of_epoch, resume=resume, seed=seed)
     trainer.fit()
     prior.eval()
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=8, help="gated layers (1 type A, then B)")
     p.add_argument("--first-kernel", type=int, default=7, help="kernel of the type-A layer")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=True,
+                   help="cosine learning-rate decay to 0 over the run")
     p.add_argument("--conditional", action="store_true", help="class-conditional prior")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--resume", action="store_true")
@@ -159,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     prior = PixelCNN(**config).to(args.device)
     history = fit_prior(prior, ctr, cte, out, args.epochs, args.lr, args.batch_size, args.device,
                         args.seed, labels=ytr if args.conditional else None,
-                        val_labels=yte if args.conditional else None, resume=args.resume)
+                        val_labels=yte if args.conditional else None, resume=args.resume,
+                        cosine=args.cosine)
     save({"config": config, "state": prior.state_dict(), "vqvae": str(vq_path)}, out / "prior.npz")
 
     # samples: 10 rows of 10 (one row per class when conditional)

@@ -25,14 +25,16 @@ The network is the paper's gated PixelCNN (Sec. 2.1-2.2, Fig. 2). Each layer has
   first layer);
 * **gated activation units** (eq. 2), with an optional conditioning term (eq. 4 and 5):
 
-      y = tanh(W_f * x + V_f h) (.) sigmoid(W_g * x + V_g h)
+      out = tanh(W_f * x + V_f e_y) (.) sigmoid(W_g * x + V_g e_y)
 
-  where h is a class embedding (a learned bias per class, broadcast over positions) and/or a
-  spatial conditioning map s turned into 2C channels by a 1 x 1 convolution (eq. 5: V * s).
+  where e_y is the class label's one-hot vector (so V e_y is a learned bias per class, the same
+  at every position) and/or a spatial conditioning map s enters as V * s, a 1 x 1 convolution
+  to 2C channels (eq. 5).
 
-So h at position i depends exactly on the inputs strictly before i in raster order, and the two
-stacks together cover the whole region above and to the left (no "blind spot", the reason for
-the two stacks in Sec. 2.2). ``tests/models/test_pixelcnn.py`` checks this by gradients.
+So h at position i depends only on the inputs strictly before i in raster order, and once the
+layers reach far enough (k1//2 + (L - 1) k//2 >= max(H, W) - 1, with k1 the first layer's
+kernel) on all of them: the two stacks leave no "blind spot" (the reason for them, Sec.
+2.2). ``tests/models/test_pixelcnn.py`` checks both by exact gradients.
 
 The codes enter through an embedding (a one-hot vector times a matrix); the head is
 ReLU -> 1x1 conv -> ReLU -> 1x1 conv to K logits per position.
