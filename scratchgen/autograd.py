@@ -165,14 +165,20 @@ class Function:
         """Run the op on Tensors, recording it in the graph when a gradient may be needed."""
         global _sequence
         fn = cls(**params) if params else cls()
+        n = len(inputs)
         try:
-            out = fn.forward(*[t.data for t in inputs])
+            if n == 1:
+                out = fn.forward(inputs[0].data)
+            elif n == 2:
+                out = fn.forward(inputs[0].data, inputs[1].data)
+            else:
+                out = fn.forward(*[t.data for t in inputs])
         except (ValueError, TypeError, IndexError) as exc:
             _check_devices(cls, inputs)
             _check_dtypes(cls, inputs)
             shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
             raise type(exc)(f"{cls.__name__}: {exc} (input shapes {shapes})") from exc
-        if len(inputs) > 1:
+        if n > 1:
             d0 = inputs[0].data
             for t in inputs:
                 # fast path: same array type and dtype needs no closer look (a CuPy pair
@@ -182,11 +188,11 @@ class Function:
                     _check_devices(cls, inputs)
                     _check_dtypes(cls, inputs)
                     break
-        multi = isinstance(out, tuple)
+        multi = type(out) is tuple
         if multi:
             out = tuple(numpy.asarray(o) if isinstance(o, numpy.generic) else o for o in out)
-        elif isinstance(out, numpy.generic):  # NumPy reduces to scalars; keep 0-d arrays
-            out = numpy.asarray(out)
+        elif type(out) is not numpy.ndarray and isinstance(out, numpy.generic):
+            out = numpy.asarray(out)  # NumPy reduces to scalars; keep 0-d arrays
         record = False
         if _grad_enabled:
             for t in inputs:
@@ -195,13 +201,13 @@ class Function:
                     break
         if record:
             fn.inputs = inputs
-            fn.needs_input_grad = tuple([t.requires_grad for t in inputs])
+            fn.needs_input_grad = (True,) if n == 1 else tuple([t.requires_grad for t in inputs])
             fn._outputs = out if multi else (out,)
             _sequence += 1
             fn._seq = _sequence
-            if _anomaly_enabled:
-                fn._where = _user_frame()
         if _anomaly_enabled:
+            if record:
+                fn._where = _user_frame()
             outs = out if multi else (out,)
             if not _all_finite(backend.get_array_module(outs[0]), outs):
                 if _backward_of is not None:
@@ -773,13 +779,17 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
     queue: list[tuple[int, Function]] = []
     leaf_grads: dict[int, Any] = {}  # id(target leaf) -> dL/d(leaf), for grad() only
 
+    heappush, heappop = heapq.heappush, heapq.heappop
+
     def send(fn: Function, idx: int, g: Any) -> None:
+        """Add g to the gradient of fn's output idx; queue fn on its first gradient.
+        (Inlined in the main loop below, which runs it once per edge.)"""
         pending = fn._pending
         if pending is None:
             if fn._outputs is None:
                 raise _freed_error(fn.name)
             pending = fn._pending = [None] * len(fn._outputs)
-            heapq.heappush(queue, (-fn._seq, fn))  # creation numbers are unique: fn never compared
+            heappush(queue, (-fn._seq, fn))  # creation numbers are unique: fn never compared
         prev = pending[idx]
         pending[idx] = g if prev is None else prev + g
 
@@ -811,7 +821,7 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
                         f"backward() on a tensor of shape {t.shape} needs a gradient argument: "
                         "a gradient can be created implicitly only for outputs with one element"
                     )
-                g = Tensor(t.xp.ones_like(t.data))
+                g = Tensor(t.xp.ones(t.data.shape, t.data.dtype))
             else:
                 g = _as_grad_tensor(g, t)
             g = g.data if raw else g
@@ -835,8 +845,9 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
                     target_nodes.add((id(t._ctx), t._idx))
             needed = _needed_nodes([fn for _, fn in queue], targets)
 
+        plain = targets is None and not _anomaly_enabled
         while queue:
-            fn = heapq.heappop(queue)[1]
+            fn = heappop(queue)[1]
             gouts = fn._pending
             fn._pending = None
             if fn._hooks:
@@ -860,23 +871,22 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
                          if g is None else g for i, g in enumerate(gouts)]
             if _anomaly_enabled:
                 _backward_of = fn
-            if raw and fn.backward_arrays is not None:
-                gins = fn.backward_arrays(*gouts)
-                if not isinstance(gins, tuple):
-                    gins = (gins,)
+            array_backward = fn.backward_arrays if raw else None
+            if array_backward is not None:
+                gins = array_backward(*gouts)
             elif raw:
                 gins = fn.backward(*[Tensor(g) for g in gouts])
-                gins = [None if g is None else g.data
-                        for g in (gins if isinstance(gins, tuple) else (gins,))]
+                gins = tuple([None if g is None else g.data
+                              for g in (gins if type(gins) is tuple else (gins,))])
             else:
                 gins = fn.backward(*gouts)
-                if not isinstance(gins, tuple):
-                    gins = (gins,)
+            if type(gins) is not tuple:
+                gins = (gins,)
             if len(gins) != len(inputs):
                 raise RuntimeError(
                     f"{fn.name}.backward returned {len(gins)} gradients for {len(inputs)} inputs"
                 )
-            if _anomaly_enabled:
+            if not plain and _anomaly_enabled:
                 arrays = [g if raw else g.data for g in gins if g is not None]
                 if arrays and not _all_finite(backend.get_array_module(arrays[0]), arrays):
                     raise FloatingPointError(
@@ -891,15 +901,25 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
                         f"{fn.name}.backward returned a gradient of shape {g.shape} for an "
                         f"input of shape {inp.shape}"
                     )
-                if inp._ctx is not None:
-                    send(inp._ctx, inp._idx, g)
+                node = inp._ctx
+                if node is not None:  # send(node, inp._idx, g), inlined
+                    pending = node._pending
+                    if pending is None:
+                        if node._outputs is None:
+                            raise _freed_error(node.name)
+                        pending = node._pending = [None] * len(node._outputs)
+                        heappush(queue, (-node._seq, node))
+                    prev = pending[inp._idx]
+                    pending[inp._idx] = g if prev is None else prev + g
+                elif plain:
+                    to_leaf(inp, g)
                 elif targets is None:
                     to_leaf(inp, g)
                 elif id(inp) in target_leaves:
                     prev = leaf_grads.get(id(inp))
                     leaf_grads[id(inp)] = g if prev is None else prev + g
             if not retain_graph:
-                fn._free()
+                fn.__dict__.clear()  # fn._free(): drop what was saved for backward
     finally:
         _grad_enabled = prev_mode
         _backward_of = None

@@ -104,14 +104,38 @@ def cuda_is_available() -> bool:
 
 
 def _is_cupy(x: Any) -> bool:
-    return type(x).__module__.split(".", 1)[0] == "cupy"
+    t = type(x)
+    return t is not numpy.ndarray and t.__module__.split(".", 1)[0] == "cupy"
 
 
 def get_array_module(x: Any):
     """``numpy`` or ``cupy``: the module that does math on the array ``x``."""
-    if _is_cupy(x):
+    if type(x) is not numpy.ndarray and _is_cupy(x):
         return _cupy()
     return numpy
+
+
+def broadcast_view(x: Any, shape: tuple[int, ...]) -> Any:
+    """A read-only view of ``x`` broadcast to ``shape`` (as ``xp.broadcast_to``).
+
+    For a contiguous NumPy array the view is made directly from its strides, a fraction of the
+    cost of ``numpy.broadcast_to`` (which builds an iterator), and it is on every backward pass
+    of a sum or a mean.
+    """
+    if type(x) is not numpy.ndarray or not x.flags.c_contiguous or len(shape) < x.ndim \
+            or x.size == 0:
+        return get_array_module(x).broadcast_to(x, shape)
+    lead = len(shape) - x.ndim
+    strides = [0] * lead
+    for n, m, s in zip(x.shape, shape[lead:], x.strides):
+        if n != m:
+            if n != 1:
+                raise ValueError(f"cannot broadcast an array of shape {x.shape} to {shape}")
+            s = 0
+        strides.append(s)
+    view = numpy.ndarray(shape, x.dtype, x, 0, tuple(strides))
+    view.flags.writeable = False
+    return view
 
 
 def device_of(x: Any) -> Device:

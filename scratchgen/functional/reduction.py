@@ -36,8 +36,7 @@ def _expand(g: Tensor, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> Tens
 
 def _expand_array(g, in_shape: tuple[int, ...], axes: tuple[int, ...]):
     """Array version of ``_expand``: a read-only broadcast view of g over the reduced axes."""
-    xp = backend.get_array_module(g)
-    return xp.broadcast_to(g.reshape(_keepdims_shape(in_shape, axes)), in_shape)
+    return backend.broadcast_view(g.reshape(_keepdims_shape(in_shape, axes)), in_shape)
 
 
 class Sum(Function):

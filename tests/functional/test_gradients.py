@@ -368,7 +368,8 @@ CHECKS: dict[str, Check] = {
         _same_shape_pair(0.0, 1.0),
         lambda x, t: F.binary_cross_entropy_with_logits(x, t)),
     "cross_entropy": _cross_entropy_check(),
-    "mse_loss": Check(_same_shape_pair(), F.mse_loss),
+    "mse_loss": Check(_same_shape_pair(), F.mse_loss,
+                      st.fixed_dictionaries({"reduction": st.sampled_from(["mean", "sum", "none"])})),
     "l1_loss": Check(_same_shape_pair(avoid_diff=True), F.l1_loss),
 }
 
