@@ -782,8 +782,7 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
     heappush, heappop = heapq.heappush, heapq.heappop
 
     def send(fn: Function, idx: int, g: Any) -> None:
-        """Add g to the gradient of fn's output idx; queue fn on its first gradient.
-        (Inlined in the main loop below, which runs it once per edge.)"""
+        """Add g to the gradient of fn's output idx; queue fn on its first gradient."""
         pending = fn._pending
         if pending is None:
             if fn._outputs is None:
@@ -845,7 +844,6 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
                     target_nodes.add((id(t._ctx), t._idx))
             needed = _needed_nodes([fn for _, fn in queue], targets)
 
-        plain = targets is None and not _anomaly_enabled
         while queue:
             fn = heappop(queue)[1]
             gouts = fn._pending
@@ -886,7 +884,7 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
                 raise RuntimeError(
                     f"{fn.name}.backward returned {len(gins)} gradients for {len(inputs)} inputs"
                 )
-            if not plain and _anomaly_enabled:
+            if _anomaly_enabled:
                 arrays = [g if raw else g.data for g in gins if g is not None]
                 if arrays and not _all_finite(backend.get_array_module(arrays[0]), arrays):
                     raise FloatingPointError(
@@ -901,25 +899,15 @@ def _backprop(roots: Sequence[Tensor], root_grads: Sequence[Any] | None,
                         f"{fn.name}.backward returned a gradient of shape {g.shape} for an "
                         f"input of shape {inp.shape}"
                     )
-                node = inp._ctx
-                if node is not None:  # send(node, inp._idx, g), inlined
-                    pending = node._pending
-                    if pending is None:
-                        if node._outputs is None:
-                            raise _freed_error(node.name)
-                        pending = node._pending = [None] * len(node._outputs)
-                        heappush(queue, (-node._seq, node))
-                    prev = pending[inp._idx]
-                    pending[inp._idx] = g if prev is None else prev + g
-                elif plain:
-                    to_leaf(inp, g)
+                if inp._ctx is not None:
+                    send(inp._ctx, inp._idx, g)
                 elif targets is None:
                     to_leaf(inp, g)
                 elif id(inp) in target_leaves:
                     prev = leaf_grads.get(id(inp))
                     leaf_grads[id(inp)] = g if prev is None else prev + g
             if not retain_graph:
-                fn.__dict__.clear()  # fn._free(): drop what was saved for backward
+                fn._free()
     finally:
         _grad_enabled = prev_mode
         _backward_of = None
