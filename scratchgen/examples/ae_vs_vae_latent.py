@@ -7,7 +7,7 @@
 Both models have the same networks (FC 784-400-2-400-784, Bernoulli decoder) and are trained
 the same way (Adam 1e-3, batch 128); the VAE adds the noise z ~ q(z|x) and the KL term.
 
-What to look for (the lecture notes' comparison, seed 002):
+What to look for:
 
 * ``latent_ae.png`` / ``latent_vae.png``: the test images' codes coloured by digit. The AE's
   clusters sit anywhere, at any scale, stretched along thin curves with empty space between

@@ -13,7 +13,8 @@ Variants:
 
 * beta-VAE (Higgins et al. 2017, eq. 4):  E_q[log p(x|z)] - beta KL, beta > 1 presses the
   posterior towards the factorized prior (disentangling), beta < 1 favours reconstruction.
-* Capacity annealing (Burgess et al. 2018, "Understanding disentangling in beta-VAE", eq. 8):
+* Capacity annealing (Burgess et al. 2018, "Understanding disentangling in beta-VAE", their
+  section "Improving disentangling in beta-VAE with controlled capacity increase"):
   E_q[log p(x|z)] - gamma |KL - C|, with the target capacity C (nats) raised linearly from 0
   to C_max over training, so the latent channel is opened a little at a time.
 """
@@ -79,7 +80,8 @@ def negative_elbo(log_px_given_z: Tensor, kl: Tensor, beta: float = 1.0) -> Tens
 
 def linear_capacity(step: int, c_max: float, num_steps: int, c_start: float = 0.0) -> float:
     """The capacity C at ``step``: raised linearly from ``c_start`` to ``c_max`` nats over
-    ``num_steps`` steps, then held at ``c_max`` (Burgess et al. 2018, section 4)."""
+    ``num_steps`` steps, then held at ``c_max`` (Burgess et al. 2018, the controlled capacity
+    increase)."""
     if num_steps <= 0:
         return float(c_max)
     frac = min(max(step, 0) / num_steps, 1.0)
@@ -103,7 +105,7 @@ class CapacitySchedule:
 
 
 def capacity_objective(log_px_given_z: Tensor, kl: Tensor, gamma: float, capacity: float) -> Tensor:
-    """Burgess et al.'s loss (the negative of their eq. 8), a scalar:
+    """Burgess et al.'s loss (the negative of their controlled-capacity objective), a scalar:
 
         -E[ log p(x|z) ] + gamma * | E[ KL(q(z|x) || p(z)) ] - C |
 

@@ -3,11 +3,11 @@ Discrete Representation Learning") and statistics of codebook use.
 
 An encoder output z_e(x) in R^D is replaced by its nearest codebook vector e_k, k in 1..K:
 
-    k = argmin_j ||z_e(x) - e_j||^2                                   (paper eq. 1)
+    k = argmin_j ||z_e(x) - e_j||^2     (paper eq. 1: q(z = k | x) = 1 for this k, else 0)
     z_q(x) = e_k                                                       (paper eq. 2)
 
 The argmin has no useful derivative, so the decoder's gradient is copied to the encoder
-unchanged (the straight-through estimator, Bengio et al. 2013):
+unchanged (the straight-through estimator, Bengio et al. 2013; paper Sec. 3.2):
 
     z_q_st = z_e + sg[z_q - z_e]     (forward: z_q; backward: dL/dz_e = dL/dz_q_st)
 
@@ -17,9 +17,10 @@ and the loss adds two terms that move codes and encoder outputs towards each oth
     L = -log p(x | z_q(x)) + ||sg[z_e(x)] - e||^2 + beta ||z_e(x) - sg[e]||^2        (paper eq. 3)
                              `--- codebook ---'      `------ commitment ------'
 
-with beta = 0.25. As in the authors' Sonnet code (and the Keras example) the squared norms are
-*averaged* over all latent positions and channels rather than summed; the summed form only
-rescales the learning rate of those terms.
+with beta = 0.25 (the paper prints the first term as log p(x | z_q(x)); as a loss it is the
+negative log-likelihood). As in the authors' Sonnet code (and the Keras example) the squared
+norms are *averaged* over all latent positions and channels rather than summed; the summed form
+only rescales the learning rate of those terms.
 
 Everything here works on (M, D) rows of latent vectors: a model flattens its (N, D, H, W) map
 to (N*H*W, D) first (``flatten_latents``) and folds the result back (``unflatten_latents``).
@@ -88,7 +89,7 @@ def quantize(z: Tensor, codebook: Tensor) -> tuple[Tensor, Any]:
 
 def straight_through(z_e: Tensor, z_q: Tensor) -> Tensor:
     """z_e + sg[z_q - z_e]: the value of z_q with the gradient of z_e (the straight-through
-    estimator, paper Sec. 3.1): whatever gradient reaches the decoder input is passed to the
+    estimator, paper Sec. 3.2): whatever gradient reaches the decoder input is passed to the
     encoder output unchanged, and none reaches the codebook through this path."""
     return z_e + (z_q - z_e).detach()
 

@@ -6,7 +6,8 @@ eq. 8)
 
     L_k(x) = E[ log (1/k) sum_i w_i ] <= log p(x)
 
-and L_1 = ELBO <= L_k <= L_{k+1} -> log p(x) as k -> infinity (their theorem 1). One draw of
+and L_1 = ELBO <= L_k <= L_{k+1} <= log p(x), with L_k -> log p(x) as k -> infinity when the
+weights p(x, z) / q(z|x) are bounded (their Theorem 1). One draw of
 
     log (1/k) sum_i p(x, z_i) / q(z_i|x)
         = logsumexp_i( log p(x|z_i) + log p(z_i) - log q(z_i|x) ) - log k

@@ -9,8 +9,8 @@ Same networks as ``vae.VAE`` (fc: 784-400-z-400-784; conv: k4 s2 p1), same recon
 term; what is missing is the KL term and the noise of z ~ q(z|x). Nothing then asks the codes
 to fill a known region (the AE's latent clusters can sit anywhere, at any scale, with gaps
 between them), so decoding a random point -- ``decode(randn(...))`` -- is not sampling from a
-model of the data: the AE is not a generative model. The lecture notes (seed 002) put it as:
-an AE is built for its encoder, a VAE for its decoder.
+model of the data: the AE is not a generative model. In short: an AE is built for its
+encoder, a VAE for its decoder.
 """
 from __future__ import annotations
 

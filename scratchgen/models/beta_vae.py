@@ -2,9 +2,11 @@
 
 * I. Higgins, L. Matthey, A. Pal, C. Burgess, X. Glorot, M. Botvinick, S. Mohamed,
   A. Lerchner, "beta-VAE: Learning Basic Visual Concepts with a Constrained Variational
-  Framework", ICLR 2017. The VAE's objective with the KL term weighted by beta (their eq. 4):
+  Framework", ICLR 2017. The VAE's objective with the KL term weighted by beta (their eq. 4,
+  which names it L: a lower bound on the Lagrangian F of the KL-constrained problem, F >= L
+  for beta, epsilon >= 0):
 
-      F(theta, phi, beta; x) = E_{q_phi(z|x)}[ log p_theta(x|z) ] - beta KL( q_phi(z|x) || p(z) )
+      L(theta, phi; x, beta) = E_{q_phi(z|x)}[ log p_theta(x|z) ] - beta KL( q_phi(z|x) || p(z) )
 
   beta > 1 squeezes the information the code may carry about x and presses q(z|x) towards
   the isotropic prior, whose axes are independent: the units tend to align with independent
@@ -12,9 +14,10 @@
   the VAE.
 
 * C. P. Burgess, I. Higgins, A. Pal, L. Matthey, N. Watters, G. Desjardins, A. Lerchner,
-  "Understanding disentangling in beta-VAE", 2018. Instead of a fixed pressure, a target
-  for the KL -- the capacity C of the latent channel, in nats -- raised linearly from 0 to
-  C_max during training (their eq. 8):
+  "Understanding disentangling in beta-VAE", 2018 (arXiv:1804.03599). Instead of a fixed
+  pressure, a target for the KL -- the capacity C of the latent channel, in nats -- raised
+  linearly from 0 to C_max during training (the objective of their section "Improving
+  disentangling in beta-VAE with controlled capacity increase"):
 
       L(theta, phi; x, C) = E_{q_phi(z|x)}[ log p_theta(x|z) ]
                             - gamma | KL( q_phi(z|x) || p(z) ) - C |
@@ -53,7 +56,7 @@ class BetaVAE(VAE):
         self.beta = float(beta)
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
-        """-F (eq. 4) per image as ``"loss"``; ``"elbo"`` is the unweighted -ELBO (beta = 1),
+        """-L (eq. 4) per image as ``"loss"``; ``"neg_elbo"`` is the unweighted -ELBO (beta = 1),
         the number to compare with other models' bounds."""
         t = self.elbo_terms(x)
         objective = t["log_px"] - t["kl"] * self.beta            # eq. 4
@@ -91,10 +94,11 @@ class CapacityVAE(VAE):
         return linear_capacity(step, self.c_max, self.capacity_steps, self.c_start)
 
     def loss(self, x: Tensor, capacity: float | None = None) -> dict[str, Tensor]:
-        """gamma |KL - C| - log p(x|z) per image (the negative of eq. 8) as ``"loss"``."""
+        """-log p(x|z) + gamma |KL - C| (the negative of the capacity objective above, with the
+        KL averaged over the batch before the absolute value) as ``"loss"``."""
         c = self.capacity() if capacity is None else float(capacity)
         t = self.elbo_terms(x)
-        loss = capacity_objective(t["log_px"], t["kl"], self.gamma, c)  # eq. 8
+        loss = capacity_objective(t["log_px"], t["kl"], self.gamma, c)  # Burgess et al.
         return {"loss": loss, "recon": -t["log_px"].mean(), "kl": t["kl"].mean(),
                 "neg_elbo": (t["kl"] - t["log_px"]).mean(),
                 "capacity": sg.tensor(c, dtype=loss.dtype, device=loss.device)}

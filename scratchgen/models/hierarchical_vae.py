@@ -21,8 +21,9 @@ from s and the bottom-up activation a_l of x at the same resolution. The ELBO is
     ELBO(x) = E_q[ log p(x | z) ] - sum_l E_q[ KL( q(z_l | x, z_>l) || p(z_l | z_>l) ) ]    (H3)
 
 where each KL is between two diagonal Gaussians, computed in closed form
-(``losses.kl.kl_normal_normal``) at the sampled z_>l; ``loss`` reports it per layer. (H1)-(H3) are
-our labels for the factorizations and bound of VDVAE's section 3, not the paper's numbering.
+(``losses.kl.kl_normal_normal``) at the sampled z_>l; ``loss`` reports it per layer. (H1)-(H3)
+are labels used only in this module for the factorizations and the bound that VDVAE (like the
+ladder VAE) writes; they are not equation numbers of the paper.
 
 Architecture (VDVAE's, Fig. 3, scaled down):
 
@@ -50,9 +51,11 @@ Likelihood: binarized pixels under Bernoulli(sigmoid(logits)). The importance-we
 (Burda et al. 2016) uses weights over all layers' samples,
 
     log w = log p(x | z_1..L) + sum_l [ log p(z_l | z_>l) - log q(z_l | x, z_>l) ],
-    IWAE_k(x) = log (1/k) sum_{i=1..k} w_i  <=  log p(x),
+    IWAE_k(x) = E[ log (1/k) sum_{i=1..k} w_i ]  <=  log p(x),
 
-with each z^i drawn top-down from q; ``iwae_bound`` evaluates it.
+with each z^i drawn top-down from q (Burda et al.'s k-sample bound L_k, their eq. 8, with the
+hierarchy's joint densities in the weights); ``iwae_bound`` evaluates one draw of the quantity
+inside the expectation, a stochastic lower bound.
 """
 from __future__ import annotations
 
@@ -326,9 +329,9 @@ class HierarchicalVAE(nn.Module):
 
     def iwae_bound(self, x: Any, k: int = 100, batch_size: int | None = None,
                    reduction: str = "mean") -> Any:
-        """IWAE_k(x) = log (1/k) sum_i w_i in nats (higher is better): its mean over the images
-        (a float) with ``reduction="mean"``, or one value per image (a NumPy array) with
-        ``"none"``.
+        """One draw of log (1/k) sum_i w_i, an estimate of IWAE_k(x), in nats (higher is
+        better): its mean over the images (a float) with ``reduction="mean"``, or one value per
+        image (a NumPy array) with ``"none"``.
 
         ``batch_size`` images (default: about 2000 / k) are processed at a time, under
         ``no_grad``, in evaluation mode."""

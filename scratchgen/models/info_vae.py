@@ -8,7 +8,9 @@ The ELBO's KL term, averaged over the data, splits into two parts (Hoffman & Joh
 so the VAE pays for every nat of information its codes carry about x. With a flexible decoder
 it can stop using z altogether, and with a weak one q(z) may still miss p(z) (holes in the
 latent space, bad samples). InfoVAE weighs the terms separately. The paper's objective
-(section 3, "L_InfoVAE"), with any strict divergence D in place of KL( q(z) || p(z) ):
+L_InfoVAE (section 4, "The InfoVAE Model Family": eq. 5, and eq. 6 the equivalent form that
+can be optimized, written here), with a strict divergence D in place of KL( q(z) || p(z) ),
+which the paper allows (its Proposition 2):
 
     L = E_x E_{q(z|x)}[ log p(x|z) ]
         - (1 - alpha)        E_x KL( q(z|x) || p(z) )

@@ -14,13 +14,12 @@ The encoder acts as a discriminator whose "energy" is L_REG: it pushes the KL of
 down and, up to a margin m, pushes the KL of generated images up; the generator tries to make
 its images look real to the encoder, i.e. give them a small KL. With x_r = G(E(x)) the
 reconstructions, x_p = G(z_p), z_p ~ N(0, I) the samples from the prior, and ng(.) a stop-gradient
-(``detach``), the two losses are (paper eqs. 9 and 10; the numbering is quoted from our reading of
-the NeurIPS version and could not be re-checked against the PDF here):
+(``detach``), the paper's encoder and generator losses are
 
-    L_E = L_REG(Enc(x)) + alpha * sum_{s in {r, p}} [m - L_REG(Enc(ng(x_s)))]^+ + beta * L_AE   (9)
-    L_G =                 alpha * sum_{s in {r, p}}      L_REG(Enc(x_s))       + beta * L_AE   (10)
+    L_E = L_REG(Enc(x)) + alpha * sum_{s in {r, p}} [m - L_REG(Enc(ng(x_s)))]^+ + beta * L_AE
+    L_G =                 alpha * sum_{s in {r, p}}      L_REG(Enc(x_s))       + beta * L_AE
 
-and training alternates them as the paper's Algorithm 1 (transcribed from our reading of it;
+and training alternates them as the paper's Algorithm 1 (lines 4-10 update E, lines 11-13 G;
 the official code does the same, see below):
 
     Z <- Enc(X);  Z_p ~ N(0, I);  X_r <- Dec(Z),  X_p <- Dec(Z_p);  L_AE <- L_AE(X_r, X)
@@ -232,8 +231,8 @@ def _batch_tensor(batch: Any, like: Tensor) -> Tensor:
 
 
 class IntroVAETrainStep:
-    """One step of IntroVAE's Algorithm 1 per call: an encoder update on eq. (9), then a
-    generator update on eq. (10), each with its own Adam.
+    """One step of IntroVAE's Algorithm 1 per call: an encoder update on L_E, then a
+    generator update on L_G, each with its own Adam.
 
     Args:
         model: an ``IntroVAE`` (anything with ``encoder``, ``decoder``, ``z_dim``).
@@ -261,10 +260,10 @@ class IntroVAETrainStep:
     # ---- the losses, as the paper writes them ------------------------------------------------
     def encoder_loss(self, x: Tensor, eps: Tensor | None = None, z_p: Tensor | None = None,
                      ng: dict[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Any]]:
-        """L_E of eq. (9) for a batch x, with reparameterization noise ``eps`` and prior samples
-        ``z_p`` (fresh when None). Returns (L_E, parts); ``parts["z"]`` and ``parts["z_p"]`` are
-        the latent codes used, which the generator step reuses, and ``parts["ng"]`` the values
-        of the stop-gradient tensors ng(X_r), ng(X_p).
+        """The encoder loss L_E for a batch x, with reparameterization noise ``eps`` and prior
+        samples ``z_p`` (fresh when None). Returns (L_E, parts); ``parts["z"]`` and
+        ``parts["z_p"]`` are the latent codes used, which the generator step reuses, and
+        ``parts["ng"]`` the values of the stop-gradient tensors ng(X_r), ng(X_p).
 
         ``ng`` replaces those values (keys ``"x_r"``, ``"x_p"``): a stop-gradient means "a
         constant equal to the current value", so a finite-difference gradient check passes the
@@ -284,20 +283,20 @@ class IntroVAETrainStep:
         kl_rec = l_reg(*m.encode(x_r_ng))                   # L_REG(Enc(ng(X_r)))
         kl_fake = l_reg(*m.encode(x_p_ng))                  # L_REG(Enc(ng(X_p)))
         hinge = F.relu(self.margin - kl_rec) + F.relu(self.margin - kl_fake)   # [m - .]^+
-        loss = kl_real + self.alpha * hinge + self.beta * loss_ae              # eq. (9)
+        loss = kl_real + self.alpha * hinge + self.beta * loss_ae              # L_E
         return loss, {"l_ae": loss_ae, "kl_real": kl_real, "kl_rec": kl_rec, "kl_fake": kl_fake,
                       "z": z, "z_p": z_p, "ng": {"x_r": x_r_ng, "x_p": x_p_ng}}
 
     def generator_loss(self, x: Tensor, z: Tensor, z_p: Tensor) -> tuple[Tensor, dict[str, Any]]:
-        """L_G of eq. (10) given the posterior sample Z of x and the prior sample Z_p (both
-        treated as constants: only G's images carry gradient)."""
+        """The generator loss L_G given the posterior sample Z of x and the prior sample Z_p
+        (both treated as constants: only G's images carry gradient)."""
         m = self.model
         x_r = m.decode(z.detach())                          # X_r = Dec(Z), Z fixed
         x_p = m.decode(z_p.detach())                        # X_p = Dec(Z_p)
         loss_ae = l_ae(x, x_r)
         kl_rec = l_reg(*m.encode(x_r))                      # L_REG(Enc(X_r)), through E
         kl_fake = l_reg(*m.encode(x_p))                     # L_REG(Enc(X_p))
-        loss = self.alpha * (kl_rec + kl_fake) + self.beta * loss_ae           # eq. (10)
+        loss = self.alpha * (kl_rec + kl_fake) + self.beta * loss_ae           # L_G
         return loss, {"l_ae": loss_ae, "kl_rec": kl_rec, "kl_fake": kl_fake}
 
     def vae_loss(self, x: Tensor, eps: Tensor | None = None) -> Tensor:

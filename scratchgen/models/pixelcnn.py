@@ -31,10 +31,14 @@ The network is the paper's gated PixelCNN (Sec. 2.1-2.2, Fig. 2). Each layer has
   at every position) and/or a spatial conditioning map s enters as V * s, a 1 x 1 convolution
   to 2C channels (eq. 5).
 
-So h at position i depends only on the inputs strictly before i in raster order, and once the
-layers reach far enough (k1//2 + (L - 1) k//2 >= max(H, W) - 1, with k1 the first layer's
-kernel) on all of them: the two stacks leave no "blind spot" (the reason for them, Sec.
-2.2). ``tests/models/test_pixelcnn.py`` checks both by exact gradients.
+With P = k1//2 + (L - 1)(k//2) (L layers, k1 the first layer's kernel, k the others'), the
+horizontal stack's output at (r, c) depends on the inputs at the P positions to its left in row
+r (columns c - P .. c - 1) and in the P + 1 rows above it (rows r - P - 1 .. r - 1, columns
+c - P .. c + P), clipped to the map, and on nothing else: never on (r, c) itself or on a later
+position in raster order. So on an H x W map it sees every earlier position -- the two stacks
+leave no "blind spot" (the reason for them, Sec. 2.2) -- exactly when P >= W - 1 and
+P >= H - 2; P >= max(H, W) - 1 is enough.
+``tests/models/test_pixelcnn.py`` checks both properties by exact gradients.
 
 The codes enter through an embedding (a one-hot vector times a matrix); the head is
 ReLU -> 1x1 conv -> ReLU -> 1x1 conv to K logits per position.
@@ -118,7 +122,7 @@ class GatedLayer(nn.Module):
             v_pre_c, h_pre = v_pre + cond, h_pre + cond
         else:
             v_pre_c = v_pre
-        v_new = _gate(v_pre_c)                                         # eq. 2 / eq. 4
+        v_new = _gate(v_pre_c)                                   # eq. 2 (eqs. 4-5 if conditioned)
         h_new = self.h_out(_gate(h_pre))
         if self.residual:
             h_new = h_new + h

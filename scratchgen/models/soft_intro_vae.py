@@ -7,8 +7,7 @@ soft-intro-vae-pytorch (``soft_intro_vae/train_soft_intro_vae.py`` for images,
 by line, including which tensors are detached.
 
 With ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)), the paper's objectives for a real x and a
-fake D(z), z ~ p(z), are (maximized; section 3 of the paper, the two displayed objectives of
-Soft-IntroVAE -- we do not quote equation numbers we could not re-check):
+fake D(z), z ~ p(z), are (both maximized; alpha > 0 and gamma >= 0 are hyperparameters):
 
     encoder:   L_E(x, z) = ELBO(x) - (1/alpha) exp(alpha ELBO(D(z)))
     decoder:   L_D(x, z) = ELBO(x) + gamma ELBO(D(z))

@@ -112,7 +112,8 @@ def _as_latent(model: Any, z: Any) -> Tensor:
 def sample_prior(model: Any, n: int, temperature: float = 1.0) -> Tensor:
     """Draw z ~ N(0, temperature^2 I) and decode: n new images E[x|z], (n, C, H, W).
 
-    (Kingma & Welling 2014, sec. 3: ancestral sampling, z from the prior, then the decoder.)
+    (Kingma & Welling 2014: ancestral sampling of the generative process of their sec. 2.1, z
+    from the prior -- N(0, I) in their sec. 3 -- then the decoder.)
     The mean image is shown rather than a Bernoulli sample of it, as is usual for MNIST.
     ``temperature`` < 1 draws from the bulk of the prior (sharper, less varied samples).
     """
@@ -250,8 +251,9 @@ def kl_per_unit(model: Any, x: Any) -> numpy.ndarray:
 
 def unit_activity(model: Any, x: Any) -> numpy.ndarray:
     """How much each latent unit is used: the variance over the data of its posterior mean,
-    A_u = Cov_x( E_{q(z|x)}[z_u] ) (Burda et al. 2016, sec. 5.2: a unit is "active" when
-    A_u > 0.01). A NumPy vector (z_dim,); sort it to pick the units worth traversing."""
+    A_u = Cov_x( E_{q(z|x)}[z_u] ) (Burda et al. 2016, "Importance Weighted Autoencoders": a
+    unit is "active" when A_u > 0.01). A NumPy vector (z_dim,); sort it to pick the units
+    worth traversing."""
     codes = latent_code(model, x).numpy().astype(numpy.float64)
     return codes.var(axis=0)
 

@@ -11,29 +11,32 @@ and a decoder maps the quantised grid back to an image. Training minimises
 
     L = -log p(x | z_q(x)) + ||sg[z_e(x)] - e||^2 + beta ||z_e(x) - sg[e]||^2   (eq. 3)
 
-where the reconstruction term is, for a Gaussian decoder of fixed variance sigma^2, the squared
-error / (2 sigma^2) up to a constant; like the Keras example we use mean((x_hat - x)^2) / Var(x)
-(the *normalised* MSE: 1.0 means "no better than predicting the mean pixel"). The gradient of the
-reconstruction term reaches the encoder through the straight-through estimator
-z_e + sg[z_q - z_e] (Sec. 3.1; ``scratchgen.losses.vq``), and beta = 0.25.
+(the paper prints the first term as log p(x | z_q(x)); as a loss to be minimised it is the
+negative log-likelihood, the reconstruction error), where the reconstruction term is, for a
+Gaussian decoder of fixed variance sigma^2, the squared error / (2 sigma^2) up to a constant;
+like the Keras example we use mean((x_hat - x)^2) / Var(x) (the *normalised* MSE: 1.0 means "no
+better than predicting the mean pixel"). The gradient of the reconstruction term reaches the
+encoder through the straight-through estimator z_e + sg[z_q - z_e] (Sec. 3.2;
+``scratchgen.losses.vq``), and beta = 0.25.
 
-**EMA codebook** (``ema=True``; paper Appendix A.1, and ``VectorQuantizerEMA`` in DeepMind's
-Sonnet): instead of the codebook loss the codes follow exponential moving averages of the
-encoder outputs assigned to them. With n_i the number of vectors assigned to code i in the batch
-and s_i their sum,
+**EMA codebook** (``ema=True``; paper Appendix A.1, eqs. 6-8, and ``VectorQuantizerEMA`` in
+DeepMind's Sonnet): instead of the codebook loss the codes follow exponential moving averages of
+the encoder outputs assigned to them. With n_i the number of vectors assigned to code i in the
+batch and s_i their sum,
 
-    N_i <- gamma N_i + (1 - gamma) n_i          m_i <- gamma m_i + (1 - gamma) s_i
+    N_i <- gamma N_i + (1 - gamma) n_i,    m_i <- gamma m_i + (1 - gamma) s_i      (eqs. 6, 7)
     N_i^ = (N_i + eps) / (sum_j N_j + K eps) * sum_j N_j      (Laplace smoothing: no N_i = 0)
-    e_i = m_i / N_i^
+    e_i = m_i / N_i^                                                                (eq. 8)
 
-with gamma = 0.99 and eps = 1e-5. As in Sonnet the averages start at 0 and are debiased by
+with gamma = 0.99 (the paper's value) and eps = 1e-5. The paper's eq. 8 divides by N_i itself;
+the smoothing is Sonnet's, and so is the start: the averages start at 0 and are debiased by
 1 / (1 - gamma^t) after t updates (Kingma & Ba's zero-debiasing), so the first update sets each
 used code to the mean of its vectors. Codes never chosen have m_i = 0 and move to the origin.
 
-**Dead-code restarts** (optional, ``restart_dead_codes=True``; Dhariwal et al., 2020, Jukebox,
-Sec. 3.2): a code whose (debiased) moving-average use N_i falls below ``dead_threshold`` is
-moved onto a random encoder output of the current batch. The moving average of use is kept in
-both modes.
+**Dead-code restarts** (optional, ``restart_dead_codes=True``; the "random restarts for
+embeddings" of Dhariwal et al., 2020, Jukebox): a code whose (debiased) moving-average use N_i
+falls below ``dead_threshold`` is moved onto a random encoder output of the current batch. The
+moving average of use is kept in both modes.
 
 The prior over code maps is a ``scratchgen.models.pixelcnn.PixelCNN`` trained afterwards on the
 frozen encoder's codes; ``VQVAE.sample`` draws codes from it and decodes them.

@@ -1,11 +1,12 @@
 """VQ-VAE-2 (Razavi, van den Oord & Vinyals, 2019, "Generating Diverse High-Fidelity Images with
 VQ-VAE-2"): a hierarchy of two quantised latent maps, sized for small images.
 
-Algorithm 1 of the paper (stage 1, learning the hierarchical latent codes), with the network of
-its Fig. 2a:
+Algorithm 1 of the paper (VQ-VAE training, stage 1: learning the hierarchical latent codes),
+with the network of its Fig. 2a (Algorithm 1 writes h_top = E_top(x); as in Fig. 2a the top
+encoder here works on the bottom encoder's features):
 
     h_top    = E_top(E_bottom_features(x))            top encoder, 1/4 of the image side
-    e_top    = Quantize(h_top)
+    e_top    = Quantize(h_top)                        nearest code (paper eq. 1)
     h_bottom = E_bottom(x, e_top)                     the bottom code is conditioned on the top:
                                                       the top decoder's output D_top(e_top) is
                                                       concatenated to the bottom features
@@ -16,16 +17,21 @@ its Fig. 2a:
 so for 28 x 28 MNIST the bottom map is 14 x 14 and the top map 7 x 7 (in the paper, for
 256 x 256 images, 64 x 64 and 32 x 32). Each quantiser is the one of VQ-VAE
 (``scratchgen.models.vq_vae.VectorQuantizer``), by default with EMA codebook updates as in the
-paper, and the loss adds one VQ term per level to the reconstruction error (paper eq. 2-3,
-VQ-VAE's eq. 3 at each level):
+paper, and the loss adds one VQ term per level to the reconstruction error (paper eq. 2, which
+is VQ-VAE's loss, its eq. 3, with one codebook and commitment term per level; the squared error
+is divided by Var(x) here, as in ``vq_vae``):
 
     L = ||x - D(e_top, e_bottom)||^2 / Var(x)
         + sum over levels ( ||sg[h] - e||^2 + beta ||h - sg[e]||^2 )
 
-Stage 2 (the priors) fits a PixelCNN to the top codes and a PixelCNN to the bottom codes
-*conditioned on the top codes* (``bottom_condition`` turns a top map into the bottom prior's
-conditioning map); ``sample`` draws top, then bottom, then decodes. The paper's top prior also
-has self-attention layers; on 7 x 7 maps a gated PixelCNN already sees the whole past.
+With EMA updates the codebook term ||sg[h] - e||^2 is left out (the codes follow the moving
+averages instead) and only beta times the commitment term remains.
+
+Stage 2 (the priors, the paper's Algorithm 2) fits a PixelCNN to the top codes and a PixelCNN
+to the bottom codes *conditioned on the top codes* (``bottom_condition`` turns a top map into the
+bottom prior's conditioning map); ``sample`` draws top, then bottom, then decodes. The paper's
+top prior also has self-attention layers; on 7 x 7 maps a gated PixelCNN already sees the whole
+past.
 """
 from __future__ import annotations
 
