@@ -7,6 +7,7 @@
     scratchgen bench engine                     # autograd overhead vs the same math in NumPy
     scratchgen bench kernels                    # convolution/attention time and GFLOP/s
     scratchgen bench lenet --data-dir DIR       # LeNet on MNIST: accuracy, seconds per epoch
+    scratchgen bench models                     # seconds per MNIST epoch of every example's model
 
 Every model trains on the embedded digits by default (no download) and takes ``--device cuda``.
 """
@@ -29,7 +30,8 @@ MODELS = {
     "vq-vae2": ("vq_vae2", "two-level VQ-VAE-2 with PixelCNN priors"),
     "pixelcnn-prior": ("pixelcnn_prior", "gated PixelCNN prior over VQ-VAE codes"),
     "intro-vae": ("intro_vae", "IntroVAE"),
-    "soft-intro-vae": ("soft_intro_vae_toy", "Soft-IntroVAE on 2-D toy densities"),
+    "soft-intro-vae": ("soft_intro_vae", "Soft-IntroVAE on images"),
+    "soft-intro-vae-toy": ("soft_intro_vae_toy", "Soft-IntroVAE on 2-D toy densities"),
     "hierarchical-vae": ("hierarchical_vae", "hierarchical VAE (VDVAE-style top-down path)"),
     "lenet": ("lenet_mnist", "LeNet classifier on MNIST (features for later metrics)"),
 }
@@ -38,6 +40,7 @@ BENCHMARKS = {
     "engine": "scratchgen.benchmarks.engine",
     "kernels": "kernels.bench",
     "lenet": "scratchgen.benchmarks.lenet",
+    "models": "scratchgen.benchmarks.models",
 }
 
 

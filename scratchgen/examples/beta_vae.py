@@ -40,13 +40,14 @@ from scratchgen.models import vae_tools
 from scratchgen.models.beta_vae import BetaVAE, CapacityVAE
 from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip
 
-__all__ = ["main", "load_images"]
+__all__ = ["main", "parser", "build_model", "load_images"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["digits", "mnist"], default="digits")
@@ -67,7 +68,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", default="runs/beta-vae")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def build_model(args: argparse.Namespace, shape: tuple[int, ...], total_steps: int
+                ) -> tuple[BetaVAE | CapacityVAE, optim.Adam, str]:
+    """The model that ``args`` (this script's options) asks for, for images of ``shape``
+    (C, H, W), on ``args.device``, and its optimizer: (model, Adam, a description).
+    ``total_steps``: the length of the run, over whose first ``args.capacity_fraction`` the
+    capacity variant opens its channel."""
+    if args.variant == "beta":
+        model = BetaVAE(shape, z_dim=args.z_dim, beta=args.beta, arch=args.arch)
+        what = f"beta-VAE (beta = {args.beta})"
+    else:
+        steps = max(1, int(args.capacity_fraction * total_steps))
+        model = CapacityVAE(shape, z_dim=args.z_dim, gamma=args.gamma, c_max=args.c_max,
+                            capacity_steps=steps, arch=args.arch)
+        what = f"capacity-annealed beta-VAE (gamma = {args.gamma}, C: 0 -> {args.c_max} nats " \
+               f"over {steps} steps)"
+    model.to(args.device)
+    return model, optim.Adam(model.parameters(), lr=args.lr), what
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parser().parse_args(argv)
     epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 60)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,17 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
                         seed=args.seed, device=args.device)
     test_batches = [xte[i:i + 500] for i in range(0, len(xte), 500)]
-    if args.variant == "beta":
-        model = BetaVAE(shape, z_dim=args.z_dim, beta=args.beta, arch=args.arch)
-        what = f"beta-VAE (beta = {args.beta})"
-    else:
-        steps = max(1, int(args.capacity_fraction * epochs * len(loader)))
-        model = CapacityVAE(shape, z_dim=args.z_dim, gamma=args.gamma, c_max=args.c_max,
-                            capacity_steps=steps, arch=args.arch)
-        what = f"capacity-annealed beta-VAE (gamma = {args.gamma}, C: 0 -> {args.c_max} nats " \
-               f"over {steps} steps)"
-    model.to(args.device)
-    opt = optim.Adam(model.parameters(), lr=args.lr)
+    model, opt, what = build_model(args, shape, epochs * len(loader))
     print(f"{what}, {args.arch}, z = {args.z_dim}, on {args.data} ({len(xtr)} images of "
           f"{shape[1]}x{shape[2]}), device {args.device}")
     history: list[dict[str, Any]] = []

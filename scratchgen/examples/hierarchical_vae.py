@@ -93,8 +93,14 @@ def hvae_config(size: int) -> dict:
     raise SystemExit(f"no model configuration for {size}x{size} images")
 
 
+def target_parameters(size: int) -> int:
+    """The hierarchical model's parameter count, which the other two models match."""
+    return HierarchicalVAE(1, size, **hvae_config(size)).num_parameters()
+
+
 def build(kind: str, size: int, target_params: int | None = None):
-    """The model and its train-step factory."""
+    """The model ``kind`` for ``size`` x ``size`` images (``single`` and ``vae`` sized to have
+    about ``target_params`` parameters)."""
     cfg = hvae_config(size)
     if kind == "hvae":
         return HierarchicalVAE(1, size, **cfg)
@@ -140,6 +146,11 @@ class _VAEStep:
         self.opt.load_state_dict(state["opt"])
 
 
+def make_step(kind: str, model, lr: float):
+    """The train step the Trainer calls for the model ``kind`` (Adam at ``lr``, clipped)."""
+    return _VAEStep(model, lr) if kind == "vae" else HierarchicalVAETrainStep(model, lr=lr)
+
+
 def test_bounds(model, kind: str, x: np.ndarray, k: int, device: str) -> dict:
     """IWAE_k (mean, and per image in "iwae_per_image") and the ELBO (mean over 10 draws) on x,
     and the hierarchical model's per-layer KL."""
@@ -168,7 +179,8 @@ def test_bounds(model, kind: str, x: np.ndarray, k: int, device: str) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="digits", help="digits (embedded, 8x8) or mnist")
@@ -185,7 +197,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true",
                    help="continue (or, when finished, just re-evaluate) the runs in --out")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parser().parse_args(argv)
     out = pathlib.Path(args.out)
 
     train = load_binary(args.data, True, args.data_dir, args.limit)
@@ -193,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     size = train.shape[-1]
     kinds = list(MODELS) if args.compare else [args.model]
     sg.manual_seed(args.seed)
-    target = HierarchicalVAE(1, size, **hvae_config(size)).num_parameters()
+    target = target_parameters(size)
     results: dict = {"data": args.data, "epochs": args.epochs, "batch_size": args.batch_size,
                      "lr": args.lr, "k": args.k, "train_images": len(train),
                      "test_images": len(test), "models": {}}
@@ -201,10 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     for kind in kinds:
         sg.manual_seed(args.seed)
         model = build(kind, size, target).to(args.device)
-        if kind == "vae":
-            step = _VAEStep(model, args.lr)
-        else:
-            step = HierarchicalVAETrainStep(model, lr=args.lr)
+        step = make_step(kind, model, args.lr)
         loader = DataLoader(ArrayDataset(train), batch_size=args.batch_size, shuffle=True,
                             seed=args.seed, device=args.device)
         print(f"== {kind}: {model.num_parameters()} parameters, {args.epochs} epochs")

@@ -44,7 +44,7 @@ from scratchgen.models import vae_tools
 from scratchgen.models.info_vae import InfoVAE
 from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip, scatter_2d
 
-__all__ = ["main", "load_images", "aggregate_mmd"]
+__all__ = ["main", "parser", "build_model", "load_images", "aggregate_mmd"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
@@ -60,7 +60,8 @@ def aggregate_mmd(model: Any, x: np.ndarray, kernel: str, seed: int) -> float:
         return float(mmd_unbiased(z, zp, kernel).item())
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["digits", "mnist"], default="digits")
@@ -80,7 +81,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", default="runs/info-vae")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def build_model(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[InfoVAE, optim.Adam]:
+    """The InfoVAE that ``args`` (this script's options) asks for, for images of ``shape``
+    (C, H, W), on ``args.device``, and its optimizer. An unset ``args.lambda_`` is filled in
+    with its default (10 for z_dim <= 2, else 1000)."""
+    if args.lambda_ is None:
+        args.lambda_ = 10.0 if args.z_dim <= 2 else 1000.0
+    model = InfoVAE(shape, z_dim=args.z_dim, alpha=args.alpha, lambda_=args.lambda_,
+                    kernel=args.kernel, arch=args.arch).to(args.device)
+    return model, optim.Adam(model.parameters(), lr=args.lr)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parser().parse_args(argv)
     epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 60)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,11 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sg.manual_seed(args.seed)
     xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
     shape = tuple(xtr.shape[1:])
-    if args.lambda_ is None:
-        args.lambda_ = 10.0 if args.z_dim <= 2 else 1000.0
-    model = InfoVAE(shape, z_dim=args.z_dim, alpha=args.alpha, lambda_=args.lambda_,
-                    kernel=args.kernel, arch=args.arch).to(args.device)
-    opt = optim.Adam(model.parameters(), lr=args.lr)
+    model, opt = build_model(args, shape)
     print(f"InfoVAE (alpha = {args.alpha}, lambda = {args.lambda_}: KL weight "
           f"{model.kl_weight:g}, MMD weight {model.mmd_weight:g}, {args.kernel} kernel), "
           f"{args.arch}, z = {args.z_dim}, on {args.data} ({len(xtr)} images), "

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+from typing import Any, Callable
 
 import numpy as np
 
@@ -55,7 +56,34 @@ def load_images(name: str, train: bool, size: int, data_dir: str | None) -> np.n
     raise SystemExit(f"unknown --data {name!r} (digits or mnist)")
 
 
-def main(argv: list[str] | None = None) -> dict:
+def sample_grid_hook(model: Any, fixed_z: sg.Tensor, scale: int
+                     ) -> Callable[[int, pathlib.Path], None]:
+    """The Trainer's ``on_sample``: G(fixed_z) in eval mode as ``samples/step_*.png``, 8 a row."""
+    def on_sample(step_no: int, folder: pathlib.Path) -> None:
+        model.eval()
+        imgs = model.decode(fixed_z).numpy()
+        save_image_grid(np.clip(imgs, 0, 1), folder / f"step_{step_no:06d}.png", nrow=8,
+                        value_range=(0, 1), scale=scale)
+    return on_sample
+
+
+def save_samples_and_reconstructions(model: Any, fixed_z: sg.Tensor, test: np.ndarray,
+                                     out: pathlib.Path, scale: int, device: str = "cpu") -> None:
+    """samples.png (G(fixed_z), 8 a row) and reconstructions.png (rows of 16: the first 32 test
+    images, each followed by G(mu(x))), in eval mode."""
+    model.eval()
+    with sg.no_grad():
+        samples = model.decode(fixed_z).numpy()
+        rec = model.reconstruct(sg.tensor(test[:32], device=device)).numpy()
+    save_image_grid(np.clip(samples, 0, 1), out / "samples.png", nrow=8, value_range=(0, 1),
+                    scale=scale)
+    n = len(rec)
+    pairs = np.stack([test[:n], np.clip(rec, 0, 1)], axis=1).reshape(2 * n, *test.shape[1:])
+    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0, 1), scale=scale)
+
+
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="digits", help="digits (embedded) or mnist")
@@ -74,7 +102,28 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default="runs/intro_vae")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def channel_widths(args: argparse.Namespace) -> tuple[int, ...]:
+    """The encoder widths of ``--channels`` ("32,64" -> (32, 64))."""
+    return tuple(int(c) for c in args.channels.split(","))
+
+
+def build_model(args: argparse.Namespace, steps_per_epoch: int
+                ) -> tuple[IntroVAE, IntroVAETrainStep]:
+    """The IntroVAE that ``args`` (this script's options) asks for, on ``args.device``, and the
+    train step the Trainer calls (its two Adams; ``args.vae_warmup_epochs`` epochs of
+    ``steps_per_epoch`` plain-VAE steps first)."""
+    model = IntroVAE(1, args.z_dim, channel_widths(args), args.size).to(args.device)
+    step = IntroVAETrainStep(model, alpha=args.alpha, beta=args.beta, margin=args.margin,
+                             lr_e=args.lr, lr_g=args.lr,
+                             vae_warmup_steps=args.vae_warmup_epochs * steps_per_epoch)
+    return model, step
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parser().parse_args(argv)
     out = pathlib.Path(args.out)
 
     sg.manual_seed(args.seed)
@@ -82,46 +131,28 @@ def main(argv: list[str] | None = None) -> dict:
     test = load_images(args.data, False, args.size, args.data_dir)
     loader = DataLoader(ArrayDataset(train), batch_size=args.batch_size, shuffle=True,
                         drop_last=True, seed=args.seed, device=args.device)
-    channels = tuple(int(c) for c in args.channels.split(","))
-    model = IntroVAE(1, args.z_dim, channels, args.size).to(args.device)
-    step = IntroVAETrainStep(model, alpha=args.alpha, beta=args.beta, margin=args.margin,
-                             lr_e=args.lr, lr_g=args.lr,
-                             vae_warmup_steps=args.vae_warmup_epochs * len(loader))
+    model, step = build_model(args, len(loader))
     print(f"IntroVAE on {args.data} {args.size}x{args.size}: {len(train)} images, "
           f"{model.num_parameters()} parameters, alpha={args.alpha} beta={args.beta} "
           f"m={args.margin} z_dim={args.z_dim}, {args.vae_warmup_epochs} VAE warm-up epochs")
     fixed_z = sg.randn(64, args.z_dim, device=args.device)
 
     scale = max(1, 64 // args.size)
-
-    def on_sample(step_no: int, folder: pathlib.Path) -> None:
-        model.eval()
-        imgs = model.decode(fixed_z).numpy()
-        model.train()
-        save_image_grid(np.clip(imgs, 0, 1), folder / f"step_{step_no:06d}.png", nrow=8,
-                        value_range=(0, 1), scale=scale)
-
     trainer = Trainer(step, loader, out, epochs=args.epochs, modules={"model": model},
-                      log_every=len(loader), sample_every=10 * len(loader), on_sample=on_sample,
+                      log_every=len(loader), sample_every=10 * len(loader),
+                      on_sample=sample_grid_hook(model, fixed_z, scale),
                       checkpoint_every=10 * len(loader),
                       resume=args.resume, seed=args.seed)
     fit = trainer.fit()
     sec_per_epoch = fit.seconds / max(fit.epoch, 1)
     print(f"{fit.epoch} epochs in {fit.seconds:.0f} s ({sec_per_epoch:.1f} s per epoch)")
 
-    model.eval()
-    with sg.no_grad():
-        samples = model.decode(fixed_z).numpy()
-        xt = sg.tensor(test[:32], device=args.device)
-        rec = model.reconstruct(xt).numpy()
-    save_image_grid(np.clip(samples, 0, 1), out / "samples.png", nrow=8, value_range=(0, 1),
-                    scale=scale)
-    pairs = np.stack([test[:32], np.clip(rec, 0, 1)], axis=1).reshape(64, *test.shape[1:])
-    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0, 1), scale=scale)
+    save_samples_and_reconstructions(model, fixed_z, test, out, scale, args.device)
     metrics = {"data": args.data, "size": args.size, "epochs": fit.epoch, "steps": fit.step,
                "seconds": fit.seconds, "seconds_per_epoch": sec_per_epoch,
                "alpha": args.alpha, "beta": args.beta, "margin": args.margin,
-               "z_dim": args.z_dim, "channels": list(channels), "final_losses": fit.losses,
+               "z_dim": args.z_dim, "channels": list(channel_widths(args)),
+               "final_losses": fit.losses,
                "parameters": model.num_parameters()}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"final: {fit.losses}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,16 +26,41 @@ from scratchgen.data import MNIST, DataLoader, ToFloat
 from scratchgen.train import Trainer, plot_curves, read_metrics, save_image_grid, scatter_2d
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None, help="folder with the MNIST files")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3, help="halved after every epoch")
     p.add_argument("--out", default="runs/lenet-example")
     p.add_argument("--device", default="cpu")
     p.add_argument("--limit", type=int, default=None, help="use only this many training images")
     p.add_argument("--resume", action="store_true")
-    args = p.parse_args()
+    return p
+
+
+def build_model(args: argparse.Namespace) -> tuple[LeNet, optim.Adam]:
+    """The classifier on ``args.device`` and its optimizer."""
+    model = LeNet().to(args.device)
+    return model, optim.Adam(model.parameters(), lr=args.lr)
+
+
+def make_train_step(model: LeNet, opt: optim.Adam) -> Callable[[Any], dict[str, float]]:
+    """The model's train step: everything the loop does not know about the model."""
+    def train_step(batch: Any) -> dict[str, float]:
+        x, y = batch
+        loss = F.cross_entropy(model(x), y)  # -mean log softmax(logits)[y]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item()}
+    return train_step
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     out = pathlib.Path(args.out)
 
     sg.manual_seed(0)
@@ -43,21 +69,12 @@ def main() -> None:
     if args.limit:
         from scratchgen.data import Subset
         train_set = Subset(train_set, np.arange(args.limit))
-    loader = DataLoader(train_set, batch_size=128, shuffle=True, seed=0, transform=ToFloat(),
-                        device=args.device)
+    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=0,
+                        transform=ToFloat(), device=args.device)
 
-    model = LeNet().to(args.device)
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-    halve = optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)  # lr 1e-3 * 0.5^epoch
-
-    # The model's train step: everything the loop does not know about the model.
-    def train_step(batch):
-        x, y = batch
-        loss = F.cross_entropy(model(x), y)  # -mean log softmax(logits)[y]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return {"loss": loss.item()}
+    model, opt = build_model(args)
+    halve = optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)  # lr * 0.5^epoch
+    train_step = make_train_step(model, opt)
 
     def test_accuracy(trainer):
         return {"test_accuracy": evaluate(model, test_set.images, test_set.labels,

@@ -38,7 +38,7 @@ from scratchgen.train import Trainer, save_image_grid
 
 from scratchgen.examples.vq_vae import add_common_arguments, batched, load_images, load_vqvae
 
-__all__ = ["main", "fit_prior", "validation_nll"]
+__all__ = ["main", "parser", "build_prior", "PriorStep", "fit_prior", "validation_nll"]
 
 
 def validation_nll(prior: PixelCNN, codes: np.ndarray, labels: np.ndarray | None = None,
@@ -59,6 +59,25 @@ def validation_nll(prior: PixelCNN, codes: np.ndarray, labels: np.ndarray | None
     return total / codes.size
 
 
+class PriorStep:
+    """The step ``fit_prior``'s Trainer calls: one Adam step (``self.opt``) of ``prior`` on a
+    batch ``(codes[, labels][, cond rows])``; ``labels`` / ``cond`` say which of the two the
+    batches carry, and ``make_cond`` turns the cond rows into the conditioning map."""
+
+    def __init__(self, prior: PixelCNN, lr: float, labels: bool = False, cond: bool = False,
+                 make_cond: Any = None) -> None:
+        self.prior, self.opt = prior, optim.Adam(prior.parameters(), lr=lr)
+        self.labels, self.cond, self.make_cond = labels, cond, make_cond
+
+    def __call__(self, batch: Any) -> dict[str, float]:
+        c, rest = batch[0], list(batch[1:])
+        y = rest.pop(0).numpy() if self.labels else None
+        s = rest.pop(0) if self.cond else None
+        if s is not None and self.make_cond is not None:
+            s = self.make_cond(s)
+        return {"nll": self.prior.train_step(c, self.opt, y, s)}
+
+
 def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pathlib.Path,
               epochs: int, lr: float, batch_size: int, device: str, seed: int,
               labels: np.ndarray | None = None, val_labels: np.ndarray | None = None,
@@ -70,7 +89,8 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
     ``make_cond`` turns a batch of ``cond`` rows into the conditioning map (VQ-VAE-2 keeps the
     small top code maps and expands them batch by batch). ``cosine``: the learning rate follows
     a cosine from ``lr`` down to 0 over all the steps (else it stays at ``lr``)."""
-    opt = optim.Adam(prior.parameters(), lr=lr)
+    step = PriorStep(prior, lr, labels is not None, cond is not None, make_cond)
+    opt = step.opt
     arrays = [codes] + [a for a in (labels, cond) if a is not None]
     loader = DataLoader(ArrayDataset(*arrays), batch_size=batch_size, shuffle=True, seed=seed,
                         device=device)
@@ -81,15 +101,10 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
     clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
 
     def train_step(batch: Any) -> dict[str, float]:
-        c, rest = batch[0], list(batch[1:])
-        y = rest.pop(0).numpy() if labels is not None else None
-        s = rest.pop(0) if cond is not None else None
-        if s is not None and make_cond is not None:
-            s = make_cond(s)
         start = time.perf_counter()
-        nll = prior.train_step(c, opt, y, s)
+        out = step(batch)
         clock["train"] += time.perf_counter() - start
-        return {"nll": nll}
+        return out
 
     def end_of_epoch(trainer: Trainer) -> dict[str, float]:
         row = {"epoch": trainer.epoch,
@@ -109,7 +124,8 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
     return history
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p, "runs/pixelcnn-prior", epochs=10)
@@ -127,7 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditional", action="store_true", help="class-conditional prior")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--resume", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def build_prior(args: argparse.Namespace, num_codes: int) -> tuple[PixelCNN, dict[str, Any]]:
+    """The PixelCNN that ``args`` (this script's options) asks for, over maps of ``num_codes``
+    codes, on ``args.device``: (prior, its config)."""
+    config = {"num_codes": num_codes, "channels": args.channels, "num_layers": args.layers,
+              "first_kernel": args.first_kernel, "num_classes": 10 if args.conditional else None}
+    return PixelCNN(**config).to(args.device), config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sg.manual_seed(args.seed)
@@ -161,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"PixelCNN prior over {shape[0]}x{shape[1]} maps of {K} codes: {len(ctr)} train / "
           f"{len(cte)} validation maps; uniform would be ln K = {np.log(K):.3f} nats per code")
 
-    config = {"num_codes": K, "channels": args.channels, "num_layers": args.layers,
-              "first_kernel": args.first_kernel, "num_classes": 10 if args.conditional else None}
-    prior = PixelCNN(**config).to(args.device)
+    prior, config = build_prior(args, K)
     history = fit_prior(prior, ctr, cte, out, args.epochs, args.lr, args.batch_size, args.device,
                         args.seed, labels=ytr if args.conditional else None,
                         val_labels=yte if args.conditional else None, resume=args.resume,

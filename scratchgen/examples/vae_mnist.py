@@ -33,7 +33,7 @@ continues), ``samples/step_*.png`` (the same 64 prior draws decoded after every 
 vector, see below), ``manifold.png`` (``--z-dim 2`` only), ``vae.npz`` (weights and config) and
 ``summary.json`` (test loss and seconds per epoch, IWAE bound).
 
-Attribute vectors: the lecture's "smile vector" needs labelled attributes; digits have none,
+Attribute vectors: the classic "smile vector" (White, 2016) needs labelled attributes; digits have none,
 so two are measured on the images -- stroke thickness (ink per image) and slant (the shear of
 the pixel mass) -- and, within each digit class, the codes of the top 20% minus those of the
 bottom 20% are averaged (class-balanced, so the vector does not change the digit).
@@ -57,7 +57,8 @@ from scratchgen.models.vae import VAE
 from scratchgen.serialization import load, save
 from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip
 
-__all__ = ["main", "load_images", "load_vae", "ink", "slant", "attribute_groups"]
+__all__ = ["main", "parser", "build_model", "load_images", "load_vae", "ink", "slant",
+           "attribute_groups"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
@@ -167,7 +168,8 @@ def draw_pictures(model: VAE, out: pathlib.Path, xte: np.ndarray, yte: np.ndarra
 
 # ---- the run ----------------------------------------------------------------------------------
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["digits", "mnist"], default="digits",
@@ -190,7 +192,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", default="runs/vae")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    args = p.parse_args(argv)
+    return p
+
+
+def build_model(args: argparse.Namespace, shape: tuple[int, ...]
+                ) -> tuple[VAE, optim.Adam, dict[str, Any]]:
+    """The VAE that ``args`` (this script's options) asks for, for images of ``shape``
+    (C, H, W), on ``args.device``, and its optimizer: (model, Adam, the model's config)."""
+    logvar = args.decoder_logvar if args.decoder_logvar == "learned" else float(args.decoder_logvar)
+    config = {"image_shape": tuple(shape), "z_dim": args.z_dim, "arch": args.arch,
+              "hidden": args.hidden, "likelihood": args.likelihood, "decoder_logvar": logvar}
+    model = VAE(**config).to(args.device)
+    return model, optim.Adam(model.parameters(), lr=args.lr), config
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parser().parse_args(argv)
     epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 50)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,11 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sg.manual_seed(args.seed)
     xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
     shape = tuple(xtr.shape[1:])
-    logvar = args.decoder_logvar if args.decoder_logvar == "learned" else float(args.decoder_logvar)
-    config = {"image_shape": shape, "z_dim": args.z_dim, "arch": args.arch, "hidden": args.hidden,
-              "likelihood": args.likelihood, "decoder_logvar": logvar}
-    model = VAE(**config).to(args.device)
-    opt = optim.Adam(model.parameters(), lr=args.lr)
+    model, opt, config = build_model(args, shape)
     print(f"VAE ({args.arch}, z = {args.z_dim}, {args.likelihood} decoder, "
           f"{model.num_parameters():,} parameters) on {args.data}: {len(xtr)} train / {len(xte)} "
           f"test images of {shape[1]}x{shape[2]}, device {args.device}")

@@ -37,7 +37,8 @@ from scratchgen.models.vq_vae import VQVAE
 from scratchgen.serialization import load, save
 from scratchgen.train import Trainer, save_image_grid
 
-__all__ = ["main", "load_images", "load_vqvae", "add_common_arguments", "save_codebook_use"]
+__all__ = ["main", "parser", "build_model", "load_images", "load_vqvae", "add_common_arguments",
+           "save_codebook_use"]
 
 
 def add_common_arguments(p: argparse.ArgumentParser, out: str, epochs: int) -> None:
@@ -89,7 +90,8 @@ def save_codebook_use(counts: np.ndarray, path: str | pathlib.Path) -> None:
     save_image_grid(bars, path, padding=1, value_range=(0.0, 1.0), scale=4)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p, "runs/vq-vae", epochs=10)
@@ -105,7 +107,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--limit", type=int, default=None, help="use only this many training images")
     p.add_argument("--resume", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def build_model(args: argparse.Namespace, variance: float
+                ) -> tuple[VQVAE, optim.Adam, dict[str, Any]]:
+    """The VQ-VAE that ``args`` (this script's options) asks for, on ``args.device``, with
+    reconstruction errors divided by ``variance`` (the training images'), and its optimizer:
+    (model, Adam, the model's config)."""
+    config = {"in_channels": 1, "num_embeddings": args.num_embeddings,
+              "embedding_dim": args.embedding_dim, "beta": args.beta, "ema": args.ema,
+              "restart_dead_codes": args.restart_dead_codes, "data_variance": variance}
+    model = VQVAE(**config).to(args.device)
+    return model, optim.Adam(model.parameters(), lr=args.lr), config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -116,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     variance = float(xtr.var())
     print(f"VQ-VAE on {args.data}: {len(xtr)} train / {len(xte)} test images of "
           f"{xtr.shape[2]}x{xtr.shape[3]}, Var(x) = {variance:.5f}, device {args.device}")
-    config = {"in_channels": 1, "num_embeddings": args.num_embeddings,
-              "embedding_dim": args.embedding_dim, "beta": args.beta, "ema": args.ema,
-              "restart_dead_codes": args.restart_dead_codes, "data_variance": variance}
-    model = VQVAE(**config).to(args.device)
-    opt = optim.Adam(model.parameters(), lr=args.lr)
+    model, opt, config = build_model(args, variance)
     loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
                         seed=args.seed, device=args.device)
     K = model.num_embeddings

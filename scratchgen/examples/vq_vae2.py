@@ -39,10 +39,13 @@ from scratchgen.train import Trainer, save_image_grid
 from scratchgen.examples.pixelcnn_prior import fit_prior
 from scratchgen.examples.vq_vae import add_common_arguments, batched, load_images
 
-__all__ = ["main"]
+__all__ = ["main", "parser", "build_model", "build_priors", "PRIOR_LR"]
+
+PRIOR_LR = 1e-3  # Adam's learning rate for both priors (cosine-decayed to 0 over their epochs)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p, "runs/vq-vae2", epochs=10)
@@ -57,7 +60,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prior-channels", type=int, default=64)
     p.add_argument("--prior-layers", type=int, default=8)
     p.add_argument("--resume", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def build_model(args: argparse.Namespace, variance: float
+                ) -> tuple[VQVAE2, optim.Adam, dict[str, Any]]:
+    """The VQ-VAE-2 that ``args`` (this script's options) asks for, on ``args.device``, with
+    reconstruction errors divided by ``variance`` (the training images'), and its optimizer:
+    (model, Adam, the model's config)."""
+    config = {"in_channels": 1, "hidden": args.hidden, "res_channels": args.hidden // 2,
+              "num_res_blocks": 1, "num_embeddings": args.num_embeddings,
+              "embedding_dim": args.embedding_dim, "ema": True,
+              "restart_dead_codes": args.restart_dead_codes, "data_variance": variance}
+    model = VQVAE2(**config).to(args.device)
+    return model, optim.Adam(model.parameters(), lr=args.lr), config
+
+
+def build_priors(args: argparse.Namespace, num_codes: int
+                 ) -> tuple[PixelCNN, PixelCNN, dict[str, int]]:
+    """The two PixelCNN priors of stage 2, on ``args.device``: (p(c_top), p(c_bottom | c_top)
+    with the one-hot top map as its conditioning input, their shared config)."""
+    prior_kw = {"channels": args.prior_channels, "num_layers": args.prior_layers}
+    top_prior = PixelCNN(num_codes, **prior_kw).to(args.device)
+    bottom_prior = PixelCNN(num_codes, cond_channels=num_codes, **prior_kw).to(args.device)
+    return top_prior, bottom_prior, prior_kw
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sg.manual_seed(args.seed)
@@ -67,12 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     (th, tw), (bh, bw) = VQVAE2.latent_shapes(xtr.shape[2:])
     print(f"VQ-VAE-2 on {args.data}: {len(xtr)} train / {len(xte)} test images, top codes "
           f"{th}x{tw}, bottom codes {bh}x{bw}, K = {args.num_embeddings}, device {args.device}")
-    config = {"in_channels": 1, "hidden": args.hidden, "res_channels": args.hidden // 2,
-              "num_res_blocks": 1, "num_embeddings": args.num_embeddings,
-              "embedding_dim": args.embedding_dim, "ema": True,
-              "restart_dead_codes": args.restart_dead_codes, "data_variance": variance}
-    model = VQVAE2(**config).to(args.device)
-    opt = optim.Adam(model.parameters(), lr=args.lr)
+    model, opt, config = build_model(args, variance)
     loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
                         seed=args.seed, device=args.device)
     K = model.num_embeddings
@@ -129,10 +154,8 @@ def main(argv: list[str] | None = None) -> int:
 
     top_tr, bot_tr = encode_all(xtr)
     top_te, bot_te = encode_all(xte)
-    prior_kw = {"channels": args.prior_channels, "num_layers": args.prior_layers}
-    top_prior = PixelCNN(K, **prior_kw).to(args.device)
-    bottom_prior = PixelCNN(K, cond_channels=K, **prior_kw).to(args.device)
-    common = dict(epochs=args.prior_epochs, lr=1e-3, batch_size=args.batch_size,
+    top_prior, bottom_prior, prior_kw = build_priors(args, K)
+    common = dict(epochs=args.prior_epochs, lr=PRIOR_LR, batch_size=args.batch_size,
                   device=args.device, seed=args.seed, resume=args.resume)
     print("stage 2: the top prior p(c_top)")
     top_hist = fit_prior(top_prior, top_tr, top_te, out / "top_prior", name="top_prior", **common)

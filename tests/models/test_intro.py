@@ -2,6 +2,7 @@
 gradients reach which network, and the loss formulas against a direct NumPy evaluation."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -256,3 +257,23 @@ def test_soft_intro_vae_toy_example_runs(tmp_path):
         "--pool", "5000", "--eval-samples", "5000", "--grid", "40", "--out", str(tmp_path / "t")])
     assert 0.0 <= m["jsd"] <= math.log(2.0)
     assert (tmp_path / "t" / "density.png").exists() and (tmp_path / "t" / "samples.png").exists()
+
+
+def test_soft_intro_vae_image_example_runs_and_resumes(tmp_path):
+    example = _example("soft_intro_vae")
+    args = ["--limit", "64", "--batch-size", "32", "--eval-images", "40", "--out", str(tmp_path)]
+    first = example.main(args + ["--epochs", "1"])
+    for name in ("samples.png", "reconstructions.png", "metrics.json", "metrics.jsonl",
+                 "checkpoint.npz", "samples/step_000002.png"):
+        assert (tmp_path / name).is_file(), name
+    assert first["steps"] == 2 and first["hyperparameters"]["beta_neg"] == pytest.approx(
+        256 * 64 / 784)
+    assert first["final_losses"] and all(math.isfinite(v) for v in first["final_losses"].values())
+    # --resume continues from the checkpoint, and metrics.json keeps the first epoch's row
+    second = example.main(args + ["--epochs", "2", "--resume"])
+    assert second["steps"] == 4 and [e["epoch"] for e in second["epochs"]] == [1.0, 2.0]
+    for row in second["epochs"]:
+        assert set(row) == {"epoch", "test_rec_mse", "kl_real", "kl_rec", "kl_fake", "seconds",
+                            "cpu_seconds"}
+        assert all(math.isfinite(v) for v in row.values()) and row["test_rec_mse"] > 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == second["epochs"]
