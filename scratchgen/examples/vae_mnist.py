@@ -33,10 +33,10 @@ continues), ``samples/step_*.png`` (the same 64 prior draws decoded after every 
 vector, see below), ``manifold.png`` (``--z-dim 2`` only), ``vae.npz`` (weights and config) and
 ``summary.json`` (test loss and seconds per epoch, IWAE bound).
 
-Attribute vectors: the classic "smile vector" (White, 2016) needs labelled attributes; digits have none,
-so two are measured on the images -- stroke thickness (ink per image) and slant (the shear of
-the pixel mass) -- and, within each digit class, the codes of the top 20% minus those of the
-bottom 20% are averaged (class-balanced, so the vector does not change the digit).
+Attribute vectors: the classic "smile vector" (White, 2016) needs labelled attributes; digits
+have none, so two are measured on the images -- stroke thickness (ink per image) and slant (the
+shear of the pixel mass) -- and, within each digit class, the codes of the top 20% minus those
+of the bottom 20% are averaged (class-balanced, so the vector does not change the digit).
 """
 from __future__ import annotations
 
