@@ -346,7 +346,7 @@ def _im2col_cpu(x: np.ndarray, g: _Geometry, cols: np.ndarray) -> None:
 def _col2im_cpu(
     gmat: np.ndarray, wmat: np.ndarray, g: _Geometry, gx: np.ndarray, b=None
 ) -> None:
-    """Input gradient of n images: ``gx = col2im(G @ W)`` (+ ``b``), a group of taps at a time.
+    """Input gradient of n images: ``gx = col2im(G @ W)`` (+ ``b``), one kernel tap at a time.
 
     ``gmat`` is G, the output gradient as rows (n*Ho*Wo, O); ``wmat`` the weight (O, kh*kw*C);
     the result goes to ``gx`` (n, C, H, W). ``dcols = G @ W`` holds, for every window and tap
@@ -362,46 +362,37 @@ def _col2im_cpu(
 
     Two refinements, both measured:
 
-    * The columns of ``dcols`` for a tap are ``G @ W[:, (i, j, :)]``, so each tap's block is
-      computed right before it is added, into a small contiguous buffer, instead of first
+    * The columns of ``dcols`` for tap (i, j) are ``G @ W[:, (i, j, :)]``, so each tap's block
+      is computed right before it is added, into a small contiguous buffer, instead of first
       materialising the whole (n*Ho*Wo, kh*kw*C) matrix. The add then reads a contiguous
       source, which is what makes it fast (NumPy's cost is per contiguous run, not per number).
-    * Taps are grouped by blocks of the stride. Along an axis with dilation 1, tap
-      i = s_h*m + r (r < s_h) of window p lands on padded row s_h*(p + m) + r: viewing the
-      padded rows as (blocks, s_h), the s_h taps of group m fill block p + m of window p, at
-      phases r = 0 .. s_h-1. So the s_h*s_w taps of a 2-D group share one product (with s_h*s_w
-      times more columns, which BLAS runs faster) and one add, whose destination -- (s_h, Wo,
-      s_w, C) for each output row -- is a block shifted by (m_h, m_w). (With dilation the
-      groups are single taps and the destination a strided slice, as above.)
+    * Taps j = s_w*m + r, r < s_w (dilation 1) land on columns s_w*(q + m) + r: viewing each
+      padded row as (blocks, s_w), the s_w taps of group m fill block q + m of window q. So the
+      s_w taps of a group share one product and one add, whose destination -- (Wo, s_w, C) for
+      each output row -- is contiguous too.
     """
     n = gx.shape[0]
     m_rows = gmat.shape[0]
-    sub_h = g.sh if g.dh == 1 else 1  # taps per group, along each axis
-    sub_w = g.sw if g.dw == 1 else 1
-    hb, wb = -(-g.hp // sub_h), -(-g.wp // sub_w)
-    gxpad = np.empty((n, hb, sub_h, wb, sub_w, g.c), dtype=gmat.dtype)
+    sub = g.sw if g.dw == 1 else 1  # taps per group
+    wb = -(-g.wp // sub)
+    gxpad = np.empty((n, g.hp, wb, sub, g.c), dtype=gmat.dtype)
     gxpad[...] = 0 if b is None else b  # a transposed convolution's bias: once per pixel
-    w4 = wmat.reshape(g.o, g.kh, g.kw, g.c)
-    buf = np.empty((m_rows * sub_h * sub_w * g.c,), dtype=gmat.dtype)
-
-    def target(i0: int, sub: int, s: int, d: int, n_out: int) -> slice:
-        if sub > 1:  # group m = i0 // s: blocks m .. m + n_out - 1
-            return slice(i0 // s, i0 // s + n_out)
-        return slice(d * i0, d * i0 + s * (n_out - 1) + 1, s)  # one tap: rows d i + s p
-
-    for i0 in range(0, g.kh, sub_h):
-        ri = min(sub_h, g.kh - i0)
-        rows = target(i0, sub_h, g.sh, g.dh, g.ho)
-        for j0 in range(0, g.kw, sub_w):
-            rj = min(sub_w, g.kw - j0)
-            cols = target(j0, sub_w, g.sw, g.dw, g.wo)
-            wgroup = w4[:, i0 : i0 + ri, j0 : j0 + rj].reshape(g.o, ri * rj * g.c)
-            dcols = buf[: m_rows * ri * rj * g.c].reshape(m_rows, ri * rj * g.c)
-            np.matmul(gmat, wgroup, out=dcols)
-            # destination (n, Ho, ri, Wo, rj, C), seen in the (n, Ho, Wo, ri, rj, C) order of dcols
-            dst = gxpad[:, rows, :ri, cols, :rj].transpose(0, 1, 3, 2, 4, 5)
-            np.add(dst, dcols.reshape(n, g.ho, g.wo, ri, rj, g.c), out=dst)
-    gxpad = gxpad.reshape(n, hb * sub_h, wb * sub_w, g.c)
+    buf = np.empty((m_rows * sub * g.c,), dtype=gmat.dtype)
+    for i in range(g.kh):
+        rows = slice(g.dh * i, g.dh * i + g.sh * (g.ho - 1) + 1, g.sh)
+        for j0 in range(0, g.kw, sub):
+            r = min(sub, g.kw - j0)
+            col0 = (i * g.kw + j0) * g.c
+            dcols = buf[: m_rows * r * g.c].reshape(m_rows, r * g.c)
+            np.matmul(gmat, wmat[:, col0 : col0 + r * g.c], out=dcols)
+            if sub > 1:  # group of taps j0 .. j0+r-1 -> blocks m .. m+Wo-1, phases 0 .. r-1
+                m = j0 // sub
+                dst = gxpad[:, rows, m : m + g.wo, :r]
+            else:  # a single tap: columns d_w j + s_w q
+                cols = slice(g.dw * j0, g.dw * j0 + g.sw * (g.wo - 1) + 1, g.sw)
+                dst = gxpad[:, rows, cols]
+            np.add(dst, dcols.reshape(n, g.ho, g.wo, r, g.c), out=dst)
+    gxpad = gxpad.reshape(n, g.hp, wb * sub, g.c)
     _nhwc_to_nchw(gxpad[:, g.ph : g.ph + g.h, g.pw : g.pw + g.w], gx)
 
 
