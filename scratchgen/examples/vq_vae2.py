@@ -10,6 +10,19 @@ trains the autoencoder (EMA codebooks, as in the paper); stage 2 fits a PixelCNN
 and a PixelCNN to the bottom maps conditioned on the (one-hot, upsampled) top map; sampling draws
 a top map, then a bottom map given it, and decodes both.
 
+Measured on MNIST (the second command, K = 64 codes per level, seed 0, a shared 2-core CPU):
+
+    stage 1, after epoch         1        2        3
+    test normalised MSE       0.0218   0.0141   0.0108
+    top perplexity / dead       6.0/51  14.7/30  36.1/2
+    bottom perplexity / dead   22.5/0   26.0/0   27.4/0      about 215 s per epoch
+
+    top prior (7 x 7):        2.77 then 2.66 nats per code after epochs 1 and 2 (~195 s each)
+    bottom prior (14 x 14):   0.83 nats per code after its first epoch (~1000 s per epoch)
+
+The two levels split the work as the paper describes: the bottom codes, given the top ones,
+cost well under a nat each, while the few top codes carry the global shape.
+
 Writes to ``--out``: ``metrics.jsonl`` / ``checkpoint.npz`` (the Trainer's, stage 1),
 ``vqvae2.npz``, ``reconstructions.png`` (test images, each followed by its reconstruction),
 ``priors.npz``, ``top_prior/`` and ``bottom_prior/`` (each prior's Trainer folder),
