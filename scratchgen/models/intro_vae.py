@@ -217,6 +217,24 @@ def _stop_gradient(t: Tensor, name: str, ng: dict[str, Tensor] | None) -> Tensor
     return t.detach()
 
 
+def _step_with_frozen(loss_fn: Any, opt: Any, trained: nn.Module, frozen: nn.Module
+                      ) -> tuple[Tensor, dict[str, Any]]:
+    """One step of ``opt`` (the optimizer of ``trained``) on ``loss, parts = loss_fn()``, with
+    ``frozen``'s parameters held fixed: their requires_grad is off during the forward and
+    backward passes, so no gradient is computed for them and their ``.grad`` stays None."""
+    trained.requires_grad_(True)
+    frozen.requires_grad_(False)
+    try:
+        loss, parts = loss_fn()
+        opt.zero_grad()
+        frozen.zero_grad()
+        loss.backward()
+        opt.step()
+    finally:
+        frozen.requires_grad_(True)
+    return loss, parts
+
+
 def _batch_tensor(batch: Any, like: Tensor) -> Tensor:
     """The input tensor of a batch: a Tensor, an array, or the first item of a tuple/list."""
     if isinstance(batch, (tuple, list)):
@@ -308,34 +326,16 @@ class IntroVAETrainStep:
     def encoder_update(self, x: Tensor) -> dict[str, Any]:
         """Algorithm 1, lines 4-10: E's Adam step on L_E with G frozen. Leaves G's ``.grad``
         None and returns the parts (including the Z, Z_p the G update must reuse)."""
-        enc, dec = self.model.encoder, self.model.decoder
-        enc.requires_grad_(True)
-        dec.requires_grad_(False)
-        try:
-            loss, parts = self.encoder_loss(x)
-            self.opt_e.zero_grad()
-            dec.zero_grad()
-            loss.backward()
-            self.opt_e.step()
-        finally:
-            dec.requires_grad_(True)
+        loss, parts = _step_with_frozen(lambda: self.encoder_loss(x), self.opt_e,
+                                        self.model.encoder, self.model.decoder)
         parts["loss_e"] = loss
         return parts
 
     def generator_update(self, x: Tensor, z: Tensor, z_p: Tensor) -> dict[str, Any]:
         """Algorithm 1, lines 11-13: G's Adam step on L_G with E frozen (E's ``.grad`` is
         cleared and stays None)."""
-        enc, dec = self.model.encoder, self.model.decoder
-        enc.requires_grad_(False)
-        dec.requires_grad_(True)
-        try:
-            loss, parts = self.generator_loss(x, z, z_p)
-            self.opt_g.zero_grad()
-            enc.zero_grad()
-            loss.backward()
-            self.opt_g.step()
-        finally:
-            enc.requires_grad_(True)
+        loss, parts = _step_with_frozen(lambda: self.generator_loss(x, z, z_p), self.opt_g,
+                                        self.model.decoder, self.model.encoder)
         parts["loss_g"] = loss
         return parts
 

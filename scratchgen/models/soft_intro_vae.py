@@ -72,7 +72,8 @@ import scratchgen as sg
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
 from scratchgen.losses.kl import kl_normal_standard_normal, reparameterize
-from scratchgen.models.intro_vae import IntroDecoder, IntroEncoder, _batch_tensor, _stop_gradient
+from scratchgen.models.intro_vae import (IntroVAE, _batch_tensor, _step_with_frozen,
+                                         _stop_gradient)
 from scratchgen.optim import Adam
 from scratchgen.optim.lr_scheduler import LambdaLR
 
@@ -129,24 +130,20 @@ class MLPDecoder(nn.Module):
         return self.main(z)
 
 
-class SoftIntroVAE(nn.Module):
+class SoftIntroVAE(IntroVAE):
     """Encoder and decoder of a Soft-IntroVAE (losses and updates: ``SoftIntroVAETrainStep``).
 
     ``SoftIntroVAE.toy(z_dim=2)`` builds the 2-D MLPs; otherwise the IntroVAE convolutional
-    networks with the Soft-IntroVAE residual block (BN before the skip sum). Same methods as
-    ``IntroVAE``: ``encode``, ``decode``, ``forward(x) -> (mu, logvar, z, rec)``, ``sample(n)``,
-    ``reconstruct(x)``.
+    networks with the Soft-IntroVAE residual block (BN before the skip sum). The methods are
+    ``IntroVAE``'s: ``encode``, ``decode``, ``forward(x) -> (mu, logvar, z, rec)``,
+    ``sample(n)``, ``reconstruct(x)``.
     """
 
     def __init__(self, in_channels: int = 1, z_dim: int = 32, channels: Sequence[int] = (32, 64),
                  image_size: int = 16, encoder: nn.Module | None = None,
                  decoder: nn.Module | None = None) -> None:
-        super().__init__()
-        self.z_dim = z_dim
-        self.encoder = encoder if encoder is not None else IntroEncoder(
-            in_channels, z_dim, channels, image_size, norm_after_add=False)
-        self.decoder = decoder if decoder is not None else IntroDecoder(
-            in_channels, z_dim, channels, image_size, norm_after_add=False)
+        super().__init__(in_channels, z_dim, channels, image_size, encoder, decoder,
+                         norm_after_add=False)
 
     @classmethod
     def toy(cls, x_dim: int = 2, z_dim: int = 2, n_layers: int = 3, hidden: int = 256
@@ -154,26 +151,6 @@ class SoftIntroVAE(nn.Module):
         """The official 2-D model: MLPs with ``n_layers`` hidden layers of ``hidden`` units."""
         return cls(z_dim=z_dim, encoder=MLPEncoder(x_dim, z_dim, n_layers, hidden),
                    decoder=MLPDecoder(x_dim, z_dim, n_layers, hidden))
-
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.encoder(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
-    def forward(self, x: Tensor, deterministic: bool = False,
-                eps: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        mu, logvar = self.encode(x)
-        z = mu if deterministic else reparameterize(mu, logvar, eps)
-        return mu, logvar, z, self.decode(z)
-
-    def sample(self, n: int, device: Any = None, dtype: Any = None) -> Tensor:
-        p = next(iter(self.parameters()))
-        z = sg.randn(n, self.z_dim, dtype=dtype or p.dtype, device=device or p.device)
-        return self.decode(z)
-
-    def reconstruct(self, x: Tensor) -> Tensor:
-        return self.forward(x, deterministic=True)[3]
 
 
 def elbo_density(model: SoftIntroVAE, x: Tensor, beta_kl: float = 1.0,
@@ -299,34 +276,16 @@ class SoftIntroVAETrainStep:
     # ---- the updates ----------------------------------------------------------------------------
     def encoder_update(self, x: Tensor) -> dict[str, Any]:
         """The code's "Update E": Adam step of E on L_E with D frozen (D's ``.grad`` stays None)."""
-        enc, dec = self.model.encoder, self.model.decoder
-        enc.requires_grad_(True)
-        dec.requires_grad_(False)
-        try:
-            loss, parts = self.encoder_loss(x)
-            self.opt_e.zero_grad()
-            dec.zero_grad()
-            loss.backward()
-            self.opt_e.step()
-        finally:
-            dec.requires_grad_(True)
+        loss, parts = _step_with_frozen(lambda: self.encoder_loss(x), self.opt_e,
+                                        self.model.encoder, self.model.decoder)
         parts["loss_e"] = loss
         return parts
 
     def decoder_update(self, x: Tensor, z: Tensor, noise: Tensor) -> dict[str, Any]:
         """The code's "Update D": Adam step of D on L_D with E frozen (E's ``.grad`` is cleared
         and stays None)."""
-        enc, dec = self.model.encoder, self.model.decoder
-        enc.requires_grad_(False)
-        dec.requires_grad_(True)
-        try:
-            loss, parts = self.decoder_loss(x, z, noise)
-            self.opt_d.zero_grad()
-            enc.zero_grad()
-            loss.backward()
-            self.opt_d.step()
-        finally:
-            enc.requires_grad_(True)
+        loss, parts = _step_with_frozen(lambda: self.decoder_loss(x, z, noise), self.opt_d,
+                                        self.model.decoder, self.model.encoder)
         parts["loss_d"] = loss
         return parts
 
