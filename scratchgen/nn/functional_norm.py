@@ -20,18 +20,57 @@ from typing import Any, Sequence
 
 from scratchgen import backend
 import scratchgen.functional as F
-from scratchgen.autograd import Tensor
+from scratchgen.autograd import Function, Tensor
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "normalize_over"]
 
 
+class Normalize(Function):
+    """x_hat = (x - m) * r over the axes S, given the statistics m = mean_S(x) and
+    r = 1 / sqrt(var_S(x) + eps) (biased variance), as one node.
+
+    Its derivative, from dm/dx_j = 1/N and d(1/r)/dx_j = (x_j - m) r / N (N = |S|):
+
+        dL/dx = (g - mean_S(g) - x_hat * mean_S(g * x_hat)) * r.
+
+    One node instead of the seven ops of the composition saves most of the passes over the
+    activations, in both directions. ``backward`` writes the same formula with ops -- x_hat as
+    this node's own output, r recomputed from x -- so it is differentiable again.
+    """
+
+    def __init__(self, axes: tuple[int, ...], eps: float, mean: Any, inv_std: Any) -> None:
+        self.axes, self.eps, self.mean, self.inv_std = axes, eps, mean, inv_std
+
+    def forward(self, x):
+        x_hat = x - self.mean
+        x_hat *= self.inv_std
+        return x_hat
+
+    def backward_arrays(self, g):
+        x_hat, a = self._outputs[0], self.axes
+        gx = g - g.mean(axis=a, keepdims=True)
+        gx -= x_hat * (g * x_hat).mean(axis=a, keepdims=True)
+        gx *= self.inv_std
+        return gx
+
+    def backward(self, g):
+        x, a = self.inputs[0], self.axes
+        x_hat = self.output(0)
+        d = x - F.mean(x, a, keepdims=True)
+        inv_std = 1.0 / F.sqrt(F.mean(d * d, a, keepdims=True) + self.eps)
+        return (g - F.mean(g, a, keepdims=True)
+                - x_hat * F.mean(g * x_hat, a, keepdims=True)) * inv_std
+
+
 def normalize_over(x: Tensor, axes: tuple[int, ...], eps: float) -> tuple[Tensor, Tensor, Tensor]:
     """(x - mean) / sqrt(var + eps) over ``axes`` (kept), returned with the batch mean and
-    the biased batch variance."""
-    mean = F.mean(x, axes, keepdims=True)
-    d = x - mean
-    var = F.mean(d * d, axes, keepdims=True)
-    return d / F.sqrt(var + eps), mean, var
+    the biased batch variance (constants: they feed the running statistics)."""
+    xp = backend.get_array_module(x.data)
+    mean = x.data.mean(axis=axes, keepdims=True)
+    var = x.data.var(axis=axes, keepdims=True)
+    inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+    y = Normalize.apply(x, axes=axes, eps=eps, mean=mean, inv_std=inv_std)
+    return y, Tensor(mean), Tensor(var)
 
 
 def _channel_shape(x: Tensor) -> tuple[int, ...]:
