@@ -350,16 +350,15 @@ class LeakyRelu(Function):
             return xp.maximum(x, self.slope * x)
         return xp.where(x > 0, x, self.slope * x)
 
-    def _derivative(self):
+    def backward(self, g):
         x = self.inputs[0].data
         xp = backend.get_array_module(x)
-        return xp.where(x > 0, 1.0, self.slope).astype(x.dtype, copy=False)
-
-    def backward(self, g):
-        return g * Tensor(self._derivative())
+        one, slope = x.dtype.type(1), x.dtype.type(self.slope)
+        return g * Tensor(xp.where(x > 0, one, slope))  # the derivative, a constant mask
 
     def backward_arrays(self, g):
-        return g * self._derivative()
+        x = self.inputs[0].data
+        return backend.get_array_module(x).where(x > 0, g, g * g.dtype.type(self.slope))
 
 
 class Elu(Function):
