@@ -63,7 +63,6 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import _cuda
-from ._parallel import over_batch
 
 IntOr2 = int | tuple[int, int]
 Array = Any  # a numpy.ndarray, or a cupy.ndarray on the GPU
@@ -377,12 +376,7 @@ def _col2im_cpu(
     sub = g.sw if g.dw == 1 else 1  # taps per group
     wb = -(-g.wp // sub)
     gxpad = np.empty((n, g.hp, wb, sub, g.c), dtype=gmat.dtype)
-    fill = 0 if b is None else b  # a transposed convolution's bias: once per pixel
-
-    def clear(lo: int, hi: int) -> None:
-        gxpad[lo:hi] = fill
-
-    over_batch(clear, n, gxpad.nbytes)
+    gxpad[...] = 0 if b is None else b  # a transposed convolution's bias: once per pixel
     buf = np.empty((m_rows * sub * g.c,), dtype=gmat.dtype)
     for i in range(g.kh):
         rows = slice(g.dh * i, g.dh * i + g.sh * (g.ho - 1) + 1, g.sh)
@@ -397,14 +391,9 @@ def _col2im_cpu(
             else:  # a single tap: columns d_w j + s_w q
                 cols = slice(g.dw * j0, g.dw * j0 + g.sw * (g.wo - 1) + 1, g.sw)
                 dst = gxpad[:, rows, cols]
-            src = dcols.reshape(n, g.ho, g.wo, r, g.c)
-
-            def add(lo: int, hi: int) -> None:
-                np.add(dst[lo:hi], src[lo:hi], out=dst[lo:hi])
-
-            over_batch(add, n, dcols.nbytes)
-    inner = gxpad.reshape(n, g.hp, wb * sub, g.c)[:, g.ph : g.ph + g.h, g.pw : g.pw + g.w]
-    over_batch(lambda lo, hi: _nhwc_to_nchw(inner[lo:hi], gx[lo:hi]), n, gx.nbytes)
+            np.add(dst, dcols.reshape(n, g.ho, g.wo, r, g.c), out=dst)
+    gxpad = gxpad.reshape(n, g.hp, wb * sub, g.c)
+    _nhwc_to_nchw(gxpad[:, g.ph : g.ph + g.h, g.pw : g.pw + g.w], gx)
 
 
 def _nhwc_rows(gy: np.ndarray, g: _Geometry, out: np.ndarray) -> None:
@@ -428,20 +417,13 @@ def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry) -> np.ndarray:
     for lo, hi in chunks:
         m = (hi - lo) * l
         cols, ymat = cols_buf[:m], ymat_buf[:m]
-        xs, ys = x[lo:hi], y[lo:hi]
-        over_batch(lambda i, j: _im2col_cpu(xs[i:j], g, cols[i * l : j * l]), hi - lo,
-                   cols.nbytes)
+        _im2col_cpu(x[lo:hi], g, cols)
         # (m, K) @ (K, O): wmat.T is a transposed view of a C-contiguous array, which BLAS
         # takes as it is (the 'T' flag of gemm), so nothing is copied.
         np.matmul(cols, wmat.T, out=ymat)
-
-        def finish(i: int, j: int) -> None:
-            rows = ymat[i * l : j * l]
-            if b is not None:
-                rows += b
-            _nhwc_to_nchw(rows.reshape(j - i, g.ho, g.wo, g.o), ys[i:j])
-
-        over_batch(finish, hi - lo, ymat.nbytes)
+        if b is not None:
+            ymat += b
+        _nhwc_to_nchw(ymat.reshape(hi - lo, g.ho, g.wo, g.o), y[lo:hi])
     return y
 
 
@@ -464,9 +446,7 @@ def _backward_input_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None) -> 
     for lo in range(0, g.n, step):
         hi = min(g.n, lo + step)
         gmat = gmat_buf[: (hi - lo) * l]
-        gys = gy[lo:hi]
-        over_batch(lambda i, j: _nhwc_rows(gys[i:j], g, gmat[i * l : j * l]), hi - lo,
-                   gmat.nbytes)
+        _nhwc_rows(gy[lo:hi], g, gmat)
         _col2im_cpu(gmat, wmat, g, gx[lo:hi], b)
     return gx
 
@@ -518,13 +498,8 @@ def _backward_weight_cpu(gy: np.ndarray, x: np.ndarray, g: _Geometry) -> np.ndar
         for lo, hi in chunks:
             m = (hi - lo) * l
             cols, gmat = cols_buf[:m], gmat_buf[:m]
-            xs, gys = x[lo:hi], gy[lo:hi]
-
-            def fill(i: int, j: int) -> None:
-                _im2col_cpu(xs[i:j], g, cols[i * l : j * l])
-                _nhwc_rows(gys[i:j], g, gmat[i * l : j * l])
-
-            over_batch(fill, hi - lo, cols.nbytes)
+            _im2col_cpu(x[lo:hi], g, cols)
+            _nhwc_rows(gy[lo:hi], g, gmat)
             np.matmul(gmat.T, cols, out=part)  # dL/dW = G^T @ cols
             if part is not gw_mat:
                 gw_mat += part

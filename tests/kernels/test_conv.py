@@ -318,57 +318,6 @@ def test_chunked_and_blocked_paths(monkeypatch, dtype, x_shape, w_shape, s, p, d
     _close(ref_conv_transpose2d(y0, w, bt, s, p, (0, 0), d), yt0, tol)
 
 
-@pytest.mark.parametrize(
-    "x_shape,w_shape,s,p,d",
-    [
-        ((5, 3, 9, 7), (4, 3, 3, 2), (2, 1), (1, 0), (1, 2)),
-        ((7, 6, 8, 8), (5, 6, 4, 4), (2, 2), (1, 1), (1, 1)),
-        ((4, 4, 6, 5), (2, 4, 3, 3), (1, 1), (1, 1), (1, 1)),
-    ],
-)
-def test_batch_split_over_threads_changes_nothing(monkeypatch, x_shape, w_shape, s, p, d):
-    """The copies split over threads (forced here for small arrays, 3 ways) give the results
-    of the single-threaded path exactly."""
-    from kernels import _parallel
-
-    rng = np.random.default_rng(3)
-    x, w = _rand(rng, x_shape, np.float64), _rand(rng, w_shape, np.float64)
-    b, bt = _rand(rng, (w_shape[0],), np.float64), _rand(rng, (w_shape[1],), np.float64)
-
-    def run():
-        y = K.conv2d_forward(x, w, b, s, p, d)
-        gy = np.cos(y)
-        return (y, K.conv2d_backward_input(gy, w, x_shape, s, p, d),
-                K.conv2d_backward_weight(gy, x, w_shape, s, p, d),
-                K.conv_transpose2d_forward(y, w, bt, s, p, 0, d))
-
-    monkeypatch.setattr(_parallel, "threads", lambda: 1)
-    single = run()
-    monkeypatch.setattr(_parallel, "threads", lambda: 3)
-    monkeypatch.setattr(_parallel, "MIN_BYTES", 0)
-    calls = []
-    submit = _parallel.over_batch
-
-    def counting(fn, n, nbytes):
-        calls.append(n)
-        submit(fn, n, nbytes)
-
-    monkeypatch.setattr(K, "over_batch", counting)
-    for got, want in zip(run(), single):
-        np.testing.assert_array_equal(got, want)
-    assert calls and max(calls) >= 3
-
-
-def test_parallel_threads_respects_the_cap(monkeypatch):
-    from kernels import _parallel
-
-    monkeypatch.setenv("SCRATCHGEN_THREADS", "1")
-    assert _parallel.threads() == 1
-    seen = []
-    _parallel.over_batch(lambda lo, hi: seen.append((lo, hi)), 10, 1 << 30)
-    assert seen == [(0, 10)]
-
-
 def test_non_contiguous_inputs():
     rng = np.random.default_rng(2)
     x = _rand(rng, (2, 7, 6, 3)).transpose(0, 3, 1, 2)  # (2, 3, 7, 6), not C-contiguous
