@@ -12,6 +12,17 @@ The VQ-VAE is frozen: its encoder turns every training and test image into an h 
 the PixelCNN learns p(c) = prod_i p(c_i | c_<i) on the training maps. The validation
 cross-entropy is measured on the test images' maps, in nats per code (divide by ln 2 for bits).
 
+Measured on MNIST (the second command, on the codes of vq_vae.py's run A: plain codebook loss,
+40 epochs, test normalised MSE 0.0403; seed 0; one thread of a shared 2-core CPU, ~300 s per
+epoch; Adam 1e-3, cosine decay to 0 over the 10 epochs):
+
+    after epoch        1      2      3      4      5      6      7      8      9     10
+    nats per code  1.244  1.154  1.107  1.086  1.073  1.063  1.056  1.052  1.051  1.050
+
+that is 49 x 1.050 = 51.5 nats per image. For scale, the Keras VQ-VAE example's PixelCNN (on
+its own VQ-VAE's codes, validated on a tenth of the training maps) logs 1.313 / 1.172 / 1.131
+after epochs 1-3, 1.055 after 10 and 1.034 after 30. Decoded samples: ``samples.png``.
+
 Writes to ``--out``: ``metrics.jsonl`` / ``checkpoint.npz`` (the Trainer's; ``--resume``),
 ``prior.npz`` (the PixelCNN and its configuration), ``samples.png`` (code maps drawn from the
 prior, decoded by the VQ-VAE's decoder), ``samples_codes.png`` (the drawn code maps themselves,

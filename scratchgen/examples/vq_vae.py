@@ -1,16 +1,36 @@
 """Train a VQ-VAE (van den Oord et al., 2017) and look at its reconstructions and codebook.
 
     scratchgen train vq-vae                                  # embedded digits 28x28, no download
-    scratchgen train vq-vae --data mnist --data-dir ../shared/data/mnist --epochs 30 \\
-        --out runs/vq-vae-mnist                                 # the measured MNIST run (see below)
+    scratchgen train vq-vae --data mnist --data-dir ../shared/data/mnist --no-ema --epochs 40 \\
+        --out runs/vq-vae-mnist                                 # measured run A (see below)
     scratchgen train pixelcnn-prior --vqvae runs/vq-vae-mnist/vqvae.npz \\
-        --data mnist --data-dir ../shared/data/mnist --out runs/vq-vae-mnist/prior
+        --data mnist --data-dir ../shared/data/mnist --epochs 10 --out runs/vq-vae-mnist/prior
                                                                 # then a PixelCNN prior on its codes
+    scratchgen train vq-vae --data mnist --data-dir ../shared/data/mnist --epochs 15 \\
+        --out runs/vq-vae-mnist-ema                             # measured run B: EMA codebook
 
 The network is the Keras VQ-VAE example's (two stride-2 convolutions to 7 x 7 latents of D = 16,
 K = 128 codes, beta = 0.25, Adam 1e-3, batch 128), with images scaled to [-0.5, 0.5] and the
 reconstruction error divided by the training set's variance (the normalised MSE reported below:
 1.0 = predicting the mean pixel).
+
+Measured on MNIST (seed 0, a shared 2-core CPU, 55-90 s per epoch):
+
+    run A, codebook loss (--no-ema), 40 epochs
+        after epoch                 1      5     10     20     30     40
+        test normalised MSE     0.192  0.088  0.063  0.049  0.043  0.0403
+        perplexity / dead codes 4/110   9/89  11/71  13/61  14/53  15.1/48
+        PixelCNN prior on its codes, 10 epochs: 1.050 nats per code on the test maps
+    run B, EMA codebook (the default), 15 epochs
+        test normalised MSE 0.0333, perplexity 18.9, no dead codes
+
+The codebook update is a trade between reconstruction and predictability. Run A learns the
+codebook with the codebook term of the paper's eq. 3 (as the Keras example does): about a third
+of the codes are never chosen. Run B's EMA updates keep every code in use and reconstruct
+better, but its codes carry more information: the entropy of the code at each of the 49
+positions, over the training maps, averages 2.31 nats against 1.84 for run A. A prior's
+cross-entropy on them is higher accordingly (1.41 nats per code after 2 of 10 epochs, where run
+A's prior had 1.15), so the two cross-entropies do not compare priors, only codes.
 
 Writes to ``--out``: ``metrics.jsonl`` and ``checkpoint.npz`` (the Trainer's; ``--resume``
 continues), ``vqvae.npz`` (the model and its configuration, read by pixelcnn_prior.py),
