@@ -62,7 +62,10 @@ class Mean(Function):
         for a in self.axes:
             n *= x.shape[a]
         self.n = n
-        return x.mean(axis=self.axes, keepdims=self.keepdims)
+        if x.dtype.kind != "f" or n == 0:
+            return x.mean(axis=self.axes, keepdims=self.keepdims)
+        # sum times 1/n: the same pairwise sum as x.mean() without its Python-level overhead
+        return x.sum(axis=self.axes, keepdims=self.keepdims) * x.dtype.type(1.0 / n)
 
     def backward(self, g):
         return _expand(g * (1.0 / self.n), self.inputs[0].shape, self.axes)
