@@ -22,9 +22,10 @@ Measured (2-core shared CPU, OPENBLAS_NUM_THREADS=1, seed 0):
       varied but noisy, and kl_fake stays 1.5 nats below kl_real: in 1,410 steps the encoder
       has not yet learnt to give its decoder's samples a higher KL than data (the official
       MNIST run takes 200 epochs of 469 steps).
-    MNIST 28x28, official network (1,625,537 parameters), batch 128: 16.6 s per step (mean of
-      5), so about 7,800 s (2.2 hours) per epoch of 469 steps on one core -- an extrapolation,
-      no whole MNIST epoch was run; 200 epochs are a GPU job (--device cuda).
+    MNIST 28x28, official network (1,625,537 parameters), batch 128: 15.8 s per step (median
+      of 20, ``OPENBLAS_NUM_THREADS=1 scratchgen bench models --models soft-intro-vae``), so
+      about 7,400 s (2 hours) per epoch of 469 steps on one core -- an extrapolation, no whole
+      MNIST epoch was run; 200 epochs are a GPU job (--device cuda).
 
 Hyperparameters: the official code's MNIST setting (github.com/taldatech/soft-intro-vae-pytorch,
 ``soft_intro_vae/train_soft_intro_vae.py``, its README table and main.py): beta_kl 1,
@@ -33,7 +34,7 @@ plain-VAE warm-up (``num_vae`` 0), 200 epochs, batch 128 (main.py's generic defa
 table gives 128 for MNIST), channels (64, 128) at 28x28, Gaussian decoder (squared error).
 ``--data mnist`` takes them all. The digits deviate, to train in minutes on a CPU:
 
-* 8x8 images and one stage of channels (32): 0.1 s per step of 32 images, against 17 s per
+* 8x8 images and one stage of channels (32): 0.1 s per step of 32 images, against 16 s per
   step of 128 for the official network at 28x28;
 * batch 32 (1,500 training images make 12 steps per epoch at 128), 30 epochs, lr 1e-3;
 * beta_kl and beta_neg scaled by the values per image, (C H W) / 784: 0.082 and 20.9 at 8x8.
