@@ -62,16 +62,19 @@ class Mean(Function):
         for a in self.axes:
             n *= x.shape[a]
         self.n = n
-        if x.dtype.kind != "f" or n == 0:
+        if x.dtype.kind != "f" or n == 0:  # integers (no gradient), or empty axes (NaN)
             return x.mean(axis=self.axes, keepdims=self.keepdims)
         # sum times 1/n: the same pairwise sum as x.mean() without its Python-level overhead
-        return x.sum(axis=self.axes, keepdims=self.keepdims) * x.dtype.type(1.0 / n)
+        self.scale = x.dtype.type(1.0 / n)
+        return x.sum(axis=self.axes, keepdims=self.keepdims) * self.scale
 
     def backward(self, g):
         return _expand(g * (1.0 / self.n), self.inputs[0].shape, self.axes)
 
     def backward_arrays(self, g):
-        return _expand_array(g / self.n, self.inputs[0].shape, self.axes)
+        if self.n == 0:  # nothing to spread the gradient over
+            return _expand_array(g, self.inputs[0].shape, self.axes)
+        return _expand_array(g * self.scale, self.inputs[0].shape, self.axes)
 
 
 class Extremum(Function):
