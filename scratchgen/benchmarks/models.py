@@ -5,7 +5,8 @@
     scratchgen bench models --device cuda --json runs/bench_models.json
     python -m scratchgen.benchmarks.models --list            # the model names
 
-(with ``OPENBLAS_NUM_THREADS=1`` on a small shared CPU: see scratchgen/examples/vae_mnist.py.)
+(``OPENBLAS_NUM_THREADS=1 scratchgen bench models`` times one core, steadier on a shared
+machine; the README's table is measured so.)
 
 Each model is built by its example's own code (``build_model`` & co. in scratchgen/examples/)
 from the options of the example's MNIST command line at 28x28, with the example's batch size
