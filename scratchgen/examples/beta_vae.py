@@ -29,7 +29,7 @@ import argparse
 import json
 import pathlib
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,15 +40,17 @@ from scratchgen.models import vae_tools
 from scratchgen.models.beta_vae import BetaVAE, CapacityVAE
 from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip
 
-__all__ = ["main", "parser", "build_model", "load_images"]
+__all__ = ["main", "parser", "build_model", "load_images", "vae_parser", "fit",
+           "save_samples_and_pairs"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
 
 
-def parser() -> argparse.ArgumentParser:
-    """This script's command line."""
-    p = argparse.ArgumentParser(description=__doc__,
+def vae_parser(doc: str, out: str, z_dim: int) -> argparse.ArgumentParser:
+    """The options every VAE-variant example shares (data, size, epochs, batch, lr, arch, z,
+    device, out, seed, resume); the example adds its own."""
+    p = argparse.ArgumentParser(description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["digits", "mnist"], default="digits")
     p.add_argument("--data-dir", default=None)
@@ -57,17 +59,68 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--arch", choices=["fc", "conv"], default="fc")
-    p.add_argument("--z-dim", type=int, default=10)
+    p.add_argument("--z-dim", type=int, default=z_dim)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=out)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true")
+    return p
+
+
+def fit(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
+        xte: np.ndarray, out: pathlib.Path, epochs: int,
+        epoch_end: Callable[[dict[str, float]], tuple[dict[str, Any], dict[str, float]]]
+        ) -> list[dict[str, Any]]:
+    """Train ``model.train_step(x, opt)`` with the Trainer (checkpoints and ``--resume`` in
+    ``out``). After each epoch the test loss terms (``vae_tools.evaluate_loss``) go to
+    ``epoch_end``, which returns (more fields for the history row, the Trainer's log row).
+    Returns the history: per epoch, its number, training seconds, test terms and those fields."""
+    loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
+                        seed=args.seed, device=args.device)
+    test_batches = [xte[i:i + 500] for i in range(0, len(xte), 500)]
+    history: list[dict[str, Any]] = []
+    clock = {"start": time.perf_counter()}
+
+    def step(batch: Any) -> dict[str, float]:
+        return model.train_step(batch[0], opt)
+
+    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
+        seconds = time.perf_counter() - clock["start"]
+        test = vae_tools.evaluate_loss(model, test_batches)
+        extra, row = epoch_end(test)
+        history.append({"epoch": trainer.epoch, "seconds": seconds, **test, **extra})
+        clock["start"] = time.perf_counter()
+        return row
+
+    Trainer(step, loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
+            log_every=50, checkpoint_every=1000, on_epoch_end=end_of_epoch, resume=args.resume,
+            seed=args.seed).fit()
+    model.eval()
+    return history
+
+
+def save_samples_and_pairs(model: Any, xte: np.ndarray, out: pathlib.Path, seed: int,
+                           scale: int) -> None:
+    """samples.png (64 draws from the prior) and reconstructions.png (32 test images, each
+    followed by its reconstruction)."""
+    sg.manual_seed(seed)
+    save_image_grid(model.sample(64), out / "samples.png", nrow=8, value_range=(0.0, 1.0),
+                    scale=scale)
+    rec = model.reconstruct(xte[:32]).numpy()
+    pairs = np.stack([xte[:32], rec], axis=1).reshape((-1,) + xte.shape[1:])
+    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0.0, 1.0),
+                    scale=scale)
+
+
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
+    p = vae_parser(__doc__, "runs/beta-vae", z_dim=10)
     p.add_argument("--variant", choices=["beta", "capacity"], default="beta")
     p.add_argument("--beta", type=float, default=4.0, help="KL weight (Higgins et al., eq. 4)")
     p.add_argument("--gamma", type=float, default=1000.0, help="capacity variant: |KL - C| weight")
     p.add_argument("--c-max", type=float, default=15.0, help="capacity variant: final C, nats")
     p.add_argument("--capacity-fraction", type=float, default=0.8,
                    help="capacity variant: share of the training steps over which C grows")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="runs/beta-vae")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
     return p
 
 
@@ -99,48 +152,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sg.manual_seed(args.seed)
     xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
     shape = tuple(xtr.shape[1:])
-    loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
-                        seed=args.seed, device=args.device)
-    test_batches = [xte[i:i + 500] for i in range(0, len(xte), 500)]
-    model, opt, what = build_model(args, shape, epochs * len(loader))
+    model, opt, what = build_model(args, shape, epochs * -(-len(xtr) // args.batch_size))
     print(f"{what}, {args.arch}, z = {args.z_dim}, on {args.data} ({len(xtr)} images of "
           f"{shape[1]}x{shape[2]}), device {args.device}")
-    history: list[dict[str, Any]] = []
-    clock = {"start": time.perf_counter()}
 
-    def step(batch: Any) -> dict[str, float]:
-        return model.train_step(batch[0], opt)
-
-    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
-        seconds = time.perf_counter() - clock["start"]
-        test = vae_tools.evaluate_loss(model, test_batches)
+    def epoch_end(test: dict[str, float]) -> tuple[dict[str, Any], dict[str, float]]:
         per_unit = vae_tools.kl_per_unit(model, xte[:2000])
-        history.append({"epoch": trainer.epoch, "seconds": seconds, **test,
-                        "kl_per_unit": [round(float(v), 3) for v in per_unit]})
-        clock["start"] = time.perf_counter()
         row = {"test_neg_elbo": test["neg_elbo"], "test_recon": test["recon"],
                "test_kl": test["kl"], "units_over_0.5_nats": float((per_unit > 0.5).sum())}
         if "capacity" in test:
             row["capacity"] = test["capacity"]
-        return row
+        return {"kl_per_unit": [round(float(v), 3) for v in per_unit]}, row
 
-    Trainer(step, loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
-            log_every=50, checkpoint_every=1000, on_epoch_end=end_of_epoch, resume=args.resume,
-            seed=args.seed).fit()
-    model.eval()
+    history = fit(model, opt, args, xtr, xte, out, epochs, epoch_end)
 
     scale = max(1, 56 // shape[1])
     per_unit = vae_tools.kl_per_unit(model, xte[:2000])
     order = [int(i) for i in np.argsort(-per_unit)]
     grid = vae_tools.latent_traversal(model, dims=order, steps=11, limit=3.0)
     save_interpolation_strip(grid, out / "traversal.png", value_range=(0.0, 1.0), scale=scale)
-    sg.manual_seed(args.seed + 1)
-    save_image_grid(model.sample(64), out / "samples.png", nrow=8, value_range=(0.0, 1.0),
-                    scale=scale)
-    rec = model.reconstruct(xte[:32]).numpy()
-    pairs = np.stack([xte[:32], rec], axis=1).reshape((-1,) + shape)
-    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0.0, 1.0),
-                    scale=scale)
+    save_samples_and_pairs(model, xte, out, args.seed + 1, scale)
     summary = {"command": "scratchgen train beta-vae " + " ".join(argv or []),
                "model": repr(model).split("\n")[0], "epochs": history,
                "traversal_rows": order, "kl_per_unit": [round(float(v), 3) for v in per_unit]}

@@ -31,18 +31,19 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import time
 from typing import Any
 
 import numpy as np
 
 import scratchgen as sg
 from scratchgen import optim
-from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
+from scratchgen.data import load_image_arrays
 from scratchgen.losses.mmd import mmd_unbiased
 from scratchgen.models import vae_tools
 from scratchgen.models.info_vae import InfoVAE
-from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip, scatter_2d
+from scratchgen.train import save_interpolation_strip, scatter_2d
+
+from scratchgen.examples.beta_vae import fit, save_samples_and_pairs, vae_parser
 
 __all__ = ["main", "parser", "build_model", "load_images", "aggregate_mmd"]
 
@@ -62,25 +63,12 @@ def aggregate_mmd(model: Any, x: np.ndarray, kernel: str, seed: int) -> float:
 
 def parser() -> argparse.ArgumentParser:
     """This script's command line."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=["digits", "mnist"], default="digits")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--size", type=int, default=28, help="side of the digits images (digits only)")
-    p.add_argument("--epochs", type=int, default=None, help="default 10 (MNIST) or 60 (digits)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--arch", choices=["fc", "conv"], default="fc")
-    p.add_argument("--z-dim", type=int, default=20)
+    p = vae_parser(__doc__, "runs/info-vae", z_dim=20)
     p.add_argument("--alpha", type=float, default=1.0, help="KL weight is 1 - alpha")
     p.add_argument("--lambda", dest="lambda_", type=float, default=None,
                    help="MMD weight is alpha + lambda - 1 (default 1000, or 10 for z = 2: see "
                         "models/info_vae.py on choosing it)")
     p.add_argument("--kernel", choices=["imq", "rbf"], default="imq")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="runs/info-vae")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
     return p
 
 
@@ -109,38 +97,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{model.kl_weight:g}, MMD weight {model.mmd_weight:g}, {args.kernel} kernel), "
           f"{args.arch}, z = {args.z_dim}, on {args.data} ({len(xtr)} images), "
           f"device {args.device}")
-    loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
-                        seed=args.seed, device=args.device)
-    test_batches = [xte[i:i + 500] for i in range(0, len(xte), 500)]
-    history: list[dict[str, Any]] = []
-    clock = {"start": time.perf_counter()}
 
-    def step(batch: Any) -> dict[str, float]:
-        return model.train_step(batch[0], opt)
+    def epoch_end(test: dict[str, float]) -> tuple[dict[str, Any], dict[str, float]]:
+        return {}, {"test_recon": test["recon"], "test_kl": test["kl"], "test_mmd": test["mmd"]}
 
-    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
-        seconds = time.perf_counter() - clock["start"]
-        test = vae_tools.evaluate_loss(model, test_batches)
-        history.append({"epoch": trainer.epoch, "seconds": seconds, **test})
-        clock["start"] = time.perf_counter()
-        return {"test_recon": test["recon"], "test_kl": test["kl"], "test_mmd": test["mmd"]}
-
-    Trainer(step, loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
-            log_every=50, checkpoint_every=1000, on_epoch_end=end_of_epoch, resume=args.resume,
-            seed=args.seed).fit()
-    model.eval()
+    history = fit(model, opt, args, xtr, xte, out, epochs, epoch_end)
 
     scale = max(1, 56 // shape[1])
     n = min(2000, len(xte))
     mmd = aggregate_mmd(model, xte[:n], args.kernel, args.seed + 3)
     activity = vae_tools.unit_activity(model, xte[:n])
-    sg.manual_seed(args.seed + 1)
-    save_image_grid(model.sample(64), out / "samples.png", nrow=8, value_range=(0.0, 1.0),
-                    scale=scale)
-    rec = model.reconstruct(xte[:32]).numpy()
-    pairs = np.stack([xte[:32], rec], axis=1).reshape((-1,) + shape)
-    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0.0, 1.0),
-                    scale=scale)
+    save_samples_and_pairs(model, xte, out, args.seed + 1, scale)
     order = [int(i) for i in np.argsort(-activity)[:min(10, args.z_dim)]]
     grid = vae_tools.latent_traversal(model, dims=order, steps=11)
     save_interpolation_strip(grid, out / "traversal.png", value_range=(0.0, 1.0), scale=scale)
