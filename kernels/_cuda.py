@@ -16,6 +16,17 @@ def is_cupy_array(x) -> bool:
     return type(x).__module__.split(".", 1)[0] == "cupy"
 
 
+def get_array_module(x):
+    """``cupy`` for a CuPy array, else ``numpy``."""
+    if is_cupy_array(x):
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy
+
+
 @functools.lru_cache(maxsize=None)
 def module(source_name: str, options: tuple[str, ...] = ("--std=c++14",)):
     """The compiled ``cupy.RawModule`` for ``kernels/cuda/<source_name>``."""

@@ -600,13 +600,33 @@ def _backward_weight_cuda(gy, x, g: _Geometry):
 # --------------------------------------------------------------------------------------------
 
 
+def _pointwise(g: _Geometry) -> bool:
+    """A 1 x 1 convolution with stride 1 and no padding: per image, the matrix product
+    y[n] = W x[n] of the (O, C) weight with the (C, H*W) image -- no im2col, no layout change,
+    on either device."""
+    return (g.kh == g.kw == 1 and g.sh == g.sw == 1 and g.ph == g.pw == 0
+            and (g.ho, g.wo) == (g.h, g.w))  # (a transposed one may add output_padding rows)
+
+
 def _forward(x, w, b, g: _Geometry):
+    if _pointwise(g):
+        xp = _cuda.get_array_module(x)
+        y = xp.matmul(w.reshape(g.o, g.c), x.reshape(g.n, g.c, g.h * g.w))
+        if b is not None:
+            y += b.reshape(1, g.o, 1)
+        return y.reshape(g.n, g.o, g.h, g.w)
     if _cuda.is_cupy_array(x):
         return _forward_cuda(x, w, b, g)
     return _forward_cpu(x, w, b, g)
 
 
 def _backward_input(gy, w, g: _Geometry, b=None):
+    if _pointwise(g):  # gx[n] = W^T gy[n]
+        xp = _cuda.get_array_module(gy)
+        gx = xp.matmul(w.reshape(g.o, g.c).T, gy.reshape(g.n, g.o, g.h * g.w))
+        if b is not None:
+            gx += b.reshape(1, g.c, 1)
+        return gx.reshape(g.n, g.c, g.h, g.w)
     if _cuda.is_cupy_array(gy):
         gx = _backward_input_cuda(gy, w, g)
         if b is not None:
@@ -616,6 +636,11 @@ def _backward_input(gy, w, g: _Geometry, b=None):
 
 
 def _backward_weight(gy, x, g: _Geometry):
+    if _pointwise(g):  # gw = sum_n gy[n] x[n]^T, one product over the (n, pixel) pairs
+        xp = _cuda.get_array_module(x)
+        gw = xp.tensordot(gy.reshape(g.n, g.o, g.h * g.w), x.reshape(g.n, g.c, g.h * g.w),
+                          axes=([0, 2], [0, 2]))
+        return gw.reshape(g.o, g.c, 1, 1)
     if _cuda.is_cupy_array(x):
         return _backward_weight_cuda(gy, x, g)
     return _backward_weight_cpu(gy, x, g)

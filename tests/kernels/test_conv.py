@@ -318,6 +318,28 @@ def test_chunked_and_blocked_paths(monkeypatch, dtype, x_shape, w_shape, s, p, d
     _close(ref_conv_transpose2d(y0, w, bt, s, p, (0, 0), d), yt0, tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pointwise_convolution_path(dtype):
+    """1 x 1, stride 1, no padding: the per-image matrix product path, against the references,
+    including a non-contiguous input and a transposed convolution with a bias."""
+    rng = np.random.default_rng(4)
+    x = _rand(rng, (3, 7, 4, 5), dtype)[:, ::2]  # (3, 4, 4, 5), non-contiguous
+    w, b = _rand(rng, (6, 4, 1, 1), dtype), _rand(rng, (6,), dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    y = K.conv2d_forward(x, w, b)
+    _close(y, ref_conv2d(x, w, b, (1, 1), (0, 0), (1, 1)), tol)
+    gy = _rand(rng, y.shape, dtype)
+    gx, gw = K.conv2d_backward_input(gy, w, x.shape), K.conv2d_backward_weight(gy, x, w.shape)
+    # adjoint identities: <gy, conv(x)> = <gx, x> = <gw, w> (conv without bias is bilinear)
+    inner = float((gy * ref_conv2d(x, w, None, (1, 1), (0, 0), (1, 1))).sum())
+    assert np.isclose(float((gx * x).sum()), inner, rtol=1e-4 if dtype == np.float32 else 1e-10)
+    assert np.isclose(float((gw * w).sum()), inner, rtol=1e-4 if dtype == np.float32 else 1e-10)
+    bt = _rand(rng, (4,), dtype)
+    _close(K.conv_transpose2d_forward(gy, w, bt),
+           ref_conv_transpose2d(gy, w, bt, (1, 1), (0, 0), (0, 0), (1, 1)),
+           tol)
+
+
 def test_non_contiguous_inputs():
     rng = np.random.default_rng(2)
     x = _rand(rng, (2, 7, 6, 3)).transpose(0, 3, 1, 2)  # (2, 3, 7, 6), not C-contiguous
