@@ -40,7 +40,7 @@ from scratchgen.models import vae_tools
 from scratchgen.models.beta_vae import BetaVAE, CapacityVAE
 from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip
 
-__all__ = ["main", "parser", "build_model", "load_images", "vae_parser", "fit",
+__all__ = ["main", "parser", "build_model", "load_images", "vae_parser", "prepare", "fit",
            "save_samples_and_pairs"]
 
 
@@ -65,6 +65,16 @@ def vae_parser(doc: str, out: str, z_dim: int) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true")
     return p
+
+
+def prepare(args: argparse.Namespace) -> tuple[int, pathlib.Path, tuple[np.ndarray, ...]]:
+    """The run's epochs (default 10 on MNIST, 60 on the digits), its output folder (created)
+    and the images (train x, train y, test x, test y); seeds the generators first."""
+    epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 60)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sg.manual_seed(args.seed)
+    return epochs, out, load_images(args.data, args.data_dir, args.size)
 
 
 def fit(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
@@ -145,12 +155,7 @@ def build_model(args: argparse.Namespace, shape: tuple[int, ...], total_steps: i
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser().parse_args(argv)
-    epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 60)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    sg.manual_seed(args.seed)
-    xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
+    epochs, out, (xtr, ytr, xte, yte) = prepare(args)
     shape = tuple(xtr.shape[1:])
     model, opt, what = build_model(args, shape, epochs * -(-len(xtr) // args.batch_size))
     print(f"{what}, {args.arch}, z = {args.z_dim}, on {args.data} ({len(xtr)} images of "

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ from scratchgen.models import vae_tools
 from scratchgen.models.info_vae import InfoVAE
 from scratchgen.train import save_interpolation_strip, scatter_2d
 
-from scratchgen.examples.beta_vae import fit, save_samples_and_pairs, vae_parser
+from scratchgen.examples.beta_vae import fit, prepare, save_samples_and_pairs, vae_parser
 
 __all__ = ["main", "parser", "build_model", "load_images", "aggregate_mmd"]
 
@@ -85,12 +84,7 @@ def build_model(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[InfoV
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser().parse_args(argv)
-    epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 60)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    sg.manual_seed(args.seed)
-    xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
+    epochs, out, (xtr, ytr, xte, yte) = prepare(args)
     shape = tuple(xtr.shape[1:])
     model, opt = build_model(args, shape)
     print(f"InfoVAE (alpha = {args.alpha}, lambda = {args.lambda_}: KL weight "
