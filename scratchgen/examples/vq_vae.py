@@ -46,7 +46,7 @@ import json
 import pathlib
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -58,7 +58,7 @@ from scratchgen.models.vq_vae import VQVAE
 from scratchgen.serialization import load, save
 from scratchgen.train import Trainer, save_image_grid
 
-__all__ = ["main", "parser", "build_model", "load_images", "load_vqvae", "add_common_arguments",
+__all__ = ["main", "parser", "build_model", "fit_vq", "load_images", "load_vqvae", "add_common_arguments",
            "save_codebook_use"]
 
 
@@ -131,6 +131,54 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def fit_vq(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
+           xte: np.ndarray, variance: float, out: pathlib.Path, name: str,
+           levels: dict[str, str]) -> tuple[list[dict[str, float]], Callable[[], float]]:
+    """Train a VQ model (``model.train_step(x, opt)``) with the Trainer in ``out``, under
+    ``name``. ``levels`` maps a metric prefix to the key of the step's code-index map (``{"":
+    "indices"}``; VQ-VAE-2: ``{"top_": "top_indices", "bottom_": "bottom_indices"}``). After
+    each epoch: test normalised MSE, each level's codebook perplexity and dead codes over the
+    epoch's training batches, and the seconds spent in train steps. Returns that history and
+    the test-MSE function."""
+    loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
+                        seed=args.seed, device=args.device)
+    K = model.num_embeddings
+    counts = {prefix: np.zeros(K, np.int64) for prefix in levels}  # codes chosen this epoch
+    history: list[dict[str, float]] = []
+    clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
+
+    def train_step(batch: Any) -> dict[str, float]:
+        (x,) = batch
+        start = time.perf_counter()
+        r = model.train_step(x, opt)
+        clock["train"] += time.perf_counter() - start
+        for prefix, key in levels.items():
+            counts[prefix] += vql.code_counts(r.pop(key), K)
+        return r
+
+    def test_mse() -> float:
+        model.eval()
+        rec = batched(model.reconstruct, xte, args.device, batch=500)
+        return float(((rec - xte) ** 2).mean() / variance)
+
+    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
+        row = {"epoch": trainer.epoch, "test_normalized_mse": test_mse()}
+        for prefix, c in counts.items():
+            row[prefix + "perplexity"] = vql.codebook_perplexity(c)
+            row[prefix + "dead_codes"] = vql.dead_codes(c)
+            c[:] = 0
+        row["seconds"] = clock["train"]
+        clock["train"] = 0.0
+        history.append(row)
+        return row
+
+    Trainer(train_step, loader, out, epochs=args.epochs, modules={name: model},
+            optimizers={"adam": opt}, log_every=50, checkpoint_every=500,
+            on_epoch_end=end_of_epoch, resume=args.resume, seed=args.seed).fit()
+    model.eval()
+    return history, test_mse
+
+
 def build_model(args: argparse.Namespace, variance: float
                 ) -> tuple[VQVAE, optim.Adam, dict[str, Any]]:
     """The VQ-VAE that ``args`` (this script's options) asks for, on ``args.device``, with
@@ -156,40 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"VQ-VAE on {args.data}: {len(xtr)} train / {len(xte)} test images of "
           f"{xtr.shape[2]}x{xtr.shape[3]}, Var(x) = {variance:.5f}, device {args.device}")
     model, opt, config = build_model(args, variance)
-    loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
-                        seed=args.seed, device=args.device)
+    history, test_mse = fit_vq(model, opt, args, xtr, xte, variance, out, "vqvae",
+                               {"": "indices"})
     K = model.num_embeddings
-    counts = np.zeros(K, np.int64)  # codes chosen for the training batches of this epoch
-    history: list[dict[str, float]] = []
-    clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
-
-    def train_step(batch: Any) -> dict[str, float]:
-        (x,) = batch
-        start = time.perf_counter()
-        r = model.train_step(x, opt)
-        clock["train"] += time.perf_counter() - start
-        counts[:] += vql.code_counts(r.pop("indices"), K)
-        return r
-
-    def test_mse() -> float:
-        model.eval()
-        rec = batched(model.reconstruct, xte, args.device)
-        return float(((rec - xte) ** 2).mean() / variance)
-
-    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
-        row = {"epoch": trainer.epoch, "test_normalized_mse": test_mse(),
-               "perplexity": vql.codebook_perplexity(counts), "dead_codes": vql.dead_codes(counts),
-               "seconds": clock["train"]}
-        clock["train"] = 0.0
-        counts[:] = 0
-        history.append(row)
-        return row
-
-    trainer = Trainer(train_step, loader, out, epochs=args.epochs, modules={"vqvae": model},
-                      optimizers={"adam": opt}, log_every=50, checkpoint_every=500,
-                      on_epoch_end=end_of_epoch, resume=args.resume, seed=args.seed)
-    trainer.fit()
-    model.eval()
 
     save({"config": config, "state": model.state_dict(), "data": args.data, "size": args.size},
          out / "vqvae.npz")

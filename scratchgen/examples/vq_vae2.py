@@ -35,22 +35,19 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 from typing import Any
 
 import numpy as np
 
 import scratchgen as sg
 from scratchgen import optim
-from scratchgen.data import ArrayDataset, DataLoader
-from scratchgen.losses import vq as vql
 from scratchgen.models.pixelcnn import PixelCNN
 from scratchgen.models.vq_vae2 import VQVAE2
 from scratchgen.serialization import save
-from scratchgen.train import Trainer, save_image_grid
+from scratchgen.train import save_image_grid
 
 from scratchgen.examples.pixelcnn_prior import fit_prior
-from scratchgen.examples.vq_vae import add_common_arguments, batched, load_images
+from scratchgen.examples.vq_vae import add_common_arguments, batched, fit_vq, load_images
 
 __all__ = ["main", "parser", "build_model", "build_priors", "PRIOR_LR"]
 
@@ -111,44 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"VQ-VAE-2 on {args.data}: {len(xtr)} train / {len(xte)} test images, top codes "
           f"{th}x{tw}, bottom codes {bh}x{bw}, K = {args.num_embeddings}, device {args.device}")
     model, opt, config = build_model(args, variance)
-    loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
-                        seed=args.seed, device=args.device)
+    history, test_mse = fit_vq(model, opt, args, xtr, xte, variance, out, "vqvae2",
+                               {"top_": "top_indices", "bottom_": "bottom_indices"})
     K = model.num_embeddings
-    counts = {"top": np.zeros(K, np.int64), "bottom": np.zeros(K, np.int64)}
-    history: list[dict[str, float]] = []
-    clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
-
-    def train_step(batch: Any) -> dict[str, float]:
-        (x,) = batch
-        start = time.perf_counter()
-        r = model.train_step(x, opt)
-        clock["train"] += time.perf_counter() - start
-        counts["top"] += vql.code_counts(r.pop("top_indices"), K)
-        counts["bottom"] += vql.code_counts(r.pop("bottom_indices"), K)
-        return r
-
-    def test_mse() -> float:
-        model.eval()
-        rec = batched(model.reconstruct, xte, args.device, batch=500)
-        return float(((rec - xte) ** 2).mean() / variance)
-
-    def end_of_epoch(trainer: Trainer) -> dict[str, float]:
-        row = {"epoch": trainer.epoch, "test_normalized_mse": test_mse(),
-               "top_perplexity": vql.codebook_perplexity(counts["top"]),
-               "top_dead_codes": vql.dead_codes(counts["top"]),
-               "bottom_perplexity": vql.codebook_perplexity(counts["bottom"]),
-               "bottom_dead_codes": vql.dead_codes(counts["bottom"]),
-               "seconds": clock["train"]}
-        clock["train"] = 0.0
-        for c in counts.values():
-            c[:] = 0
-        history.append(row)
-        return row
-
-    Trainer(train_step, loader, out, epochs=args.epochs, modules={"vqvae2": model},
-            optimizers={"adam": opt}, log_every=50, checkpoint_every=500,
-            on_epoch_end=end_of_epoch, resume=args.resume, seed=args.seed).fit()
-    model.eval()
     save({"config": config, "state": model.state_dict()}, out / "vqvae2.npz")
 
     n = 32

@@ -380,6 +380,8 @@ class HierarchicalVAETrainStep:
     def __init__(self, model: HierarchicalVAE, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), grad_clip: float | None = 200.0,
                  free_bits: float = 0.0) -> None:
+        if not free_bits >= 0:
+            raise ValueError(f"free_bits must be a number of nats >= 0, got {free_bits}")
         self.model = model
         self.opt = Adam(model.parameters(), lr=lr, betas=betas)
         self.grad_clip = grad_clip

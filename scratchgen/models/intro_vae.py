@@ -235,6 +235,15 @@ def _step_with_frozen(loss_fn: Any, opt: Any, trained: nn.Module, frozen: nn.Mod
     return loss, parts
 
 
+def _step_both(loss: Tensor, *optimizers: Any) -> None:
+    """One step of every optimizer on ``loss`` (the plain-VAE warm-up trains E and G jointly)."""
+    for opt in optimizers:
+        opt.zero_grad()
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+
+
 def _batch_tensor(batch: Any, like: Tensor) -> Tensor:
     """The input tensor of a batch: a Tensor, an array, or the first item of a tuple/list."""
     if isinstance(batch, (tuple, list)):
@@ -344,11 +353,7 @@ class IntroVAETrainStep:
         self.model.train()
         if self.steps_done < self.vae_warmup_steps:
             loss = self.vae_loss(x)
-            self.opt_e.zero_grad()
-            self.opt_g.zero_grad()
-            loss.backward()
-            self.opt_e.step()
-            self.opt_g.step()
+            _step_both(loss, self.opt_e, self.opt_g)
             self.steps_done += 1
             return {"loss_vae": loss.item()}
         pe = self.encoder_update(x)

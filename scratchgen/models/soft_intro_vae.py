@@ -72,7 +72,7 @@ import scratchgen as sg
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
 from scratchgen.losses.kl import kl_normal_standard_normal, reparameterize
-from scratchgen.models.intro_vae import (IntroVAE, _batch_tensor, _step_with_frozen,
+from scratchgen.models.intro_vae import (IntroVAE, _batch_tensor, _step_both, _step_with_frozen,
                                          _stop_gradient)
 from scratchgen.optim import Adam
 from scratchgen.optim.lr_scheduler import LambdaLR
@@ -294,11 +294,7 @@ class SoftIntroVAETrainStep:
         self.model.train()
         if self.steps_done < self.vae_warmup_steps:
             loss = self.vae_loss(x)
-            self.opt_e.zero_grad()
-            self.opt_d.zero_grad()
-            loss.backward()
-            self.opt_e.step()
-            self.opt_d.step()
+            _step_both(loss, self.opt_e, self.opt_d)
             out = {"loss_vae": loss.item()}
         else:
             pe = self.encoder_update(x)

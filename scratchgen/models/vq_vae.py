@@ -55,7 +55,7 @@ from scratchgen.autograd import Tensor, no_grad
 from scratchgen.creation import uniform
 from scratchgen.losses import vq as vql
 
-__all__ = ["VectorQuantizer", "QuantizerOutput", "VQVAE"]
+__all__ = ["VectorQuantizer", "QuantizerOutput", "VQVAE", "optimizer_step"]
 
 
 @dataclass
@@ -186,6 +186,17 @@ class VectorQuantizer(nn.Module):
         return s
 
 
+def optimizer_step(model: Any, x: Tensor, optimizer: Any) -> dict[str, Any]:
+    """One step of ``optimizer`` on ``model.loss(x)["loss"]`` in training mode. Returns the
+    loss terms as floats and the code-index maps (the keys ending in "indices") as they are."""
+    model.train()
+    optimizer.zero_grad()
+    out = model.loss(x)
+    out["loss"].backward()
+    optimizer.step()
+    return {k: (v if k.endswith("indices") else v.item()) for k, v in out.items()}
+
+
 class VQVAE(nn.Module):
     """VQ-VAE for small images: two stride-2 convolutions down to an (H/4) x (W/4) grid of
     D-vectors (7 x 7 for MNIST), K codes, and the mirror-image decoder (the Keras example's
@@ -261,12 +272,7 @@ class VQVAE(nn.Module):
 
     def train_step(self, x: Tensor, optimizer: Any) -> dict[str, Any]:
         """One optimiser step; returns the loss terms as floats and the batch's code indices."""
-        self.train()
-        optimizer.zero_grad()
-        out = self.loss(x)
-        out["loss"].backward()
-        optimizer.step()
-        return {k: (v if k == "indices" else v.item()) for k, v in out.items()}
+        return optimizer_step(self, x, optimizer)
 
     def sample(self, prior: Any, n: int, latent_shape: tuple[int, int], y: Any = None,
                temperature: float = 1.0) -> Tensor:

@@ -41,7 +41,7 @@ from typing import Any
 import scratchgen.functional as F
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor, no_grad
-from scratchgen.models.vq_vae import QuantizerOutput, VectorQuantizer
+from scratchgen.models.vq_vae import QuantizerOutput, VectorQuantizer, optimizer_step
 
 __all__ = ["ResBlock", "VQVAE2", "VQVAE2Output"]
 
@@ -146,12 +146,7 @@ class VQVAE2(nn.Module):
 
     def train_step(self, x: Tensor, optimizer: Any) -> dict[str, Any]:
         """One optimiser step; the loss terms as floats and both levels' code indices."""
-        self.train()
-        optimizer.zero_grad()
-        out = self.loss(x)
-        out["loss"].backward()
-        optimizer.step()
-        return {k: (v if k.endswith("indices") else v.item()) for k, v in out.items()}
+        return optimizer_step(self, x, optimizer)
 
     # ---- codes in, codes out --------------------------------------------------------------------
     def encode(self, x: Tensor) -> tuple[Any, Any]:

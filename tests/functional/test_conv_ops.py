@@ -20,6 +20,9 @@ CASES = {
     "conv2d": (lambda x, w: F.conv2d(x, w, stride=2, padding=1), [(4, 8, 16, 16), (16, 8, 4, 4)]),
     "conv_transpose2d": (lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1),
                          [(4, 16, 8, 8), (16, 8, 4, 4)]),
+    "conv2d_1x1": (lambda x, w, b: F.conv2d(x, w, b), [(3, 8, 5, 6), (4, 8, 1, 1), (4,)]),
+    "conv_transpose2d_1x1": (lambda x, w, b: F.conv_transpose2d(x, w, b),
+                             [(3, 8, 5, 6), (8, 4, 1, 1), (4,)]),
     "conv2d_reflect": (lambda x, w: F.conv2d(x, w, padding=3, padding_mode="reflect"),
                        [(2, 3, 12, 12), (4, 3, 7, 7)]),
     "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 1), [(2, 3, 9, 9)]),
@@ -95,3 +98,19 @@ def test_bad_arguments_name_the_shapes():
         F.pad2d(x, (8, 8, 0, 0), mode="reflect")
     with pytest.raises(ValueError):
         F.scaled_dot_product_attention(sg.zeros(2, 4, 3), sg.zeros(2, 5, 2), sg.zeros(2, 5, 3))
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_pointwise_convolutions_first_and_second_order(transpose):
+    """1 x 1, stride 1, no padding takes the per-image product path in every direction (input,
+    weight, and the weight gradient's own derivatives): gradient-checked to second order."""
+    from scratchgen.testing import gradcheck, gradgradcheck
+
+    rng = np.random.default_rng(3)
+    x = sg.tensor(rng.standard_normal((2, 3, 3, 4)), requires_grad=True)
+    w = sg.tensor(rng.standard_normal((3, 2, 1, 1) if transpose else (2, 3, 1, 1)),
+                  requires_grad=True)
+    b = sg.tensor(rng.standard_normal(2), requires_grad=True)
+    fn = F.conv_transpose2d if transpose else F.conv2d
+    gradcheck(fn, [x, w, b])
+    gradgradcheck(fn, [x, w, b])

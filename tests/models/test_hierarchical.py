@@ -188,3 +188,8 @@ def test_free_bits_drops_the_kl_gradient_of_layers_below_the_threshold():
         elif id(p) in captured:  # reaches the loss only through a KL: no gradient at all
             assert not captured[id(p)].any()
     assert compared > 0
+
+
+def test_free_bits_must_be_non_negative():
+    with pytest.raises(ValueError, match="free_bits.*-1"):
+        HierarchicalVAETrainStep(_tiny(perturb=0.0), free_bits=-1.0)

@@ -1,0 +1,57 @@
+"""The VQ-VAE, PixelCNN-prior and VQ-VAE-2 example scripts end to end on the embedded digits
+(tiny settings): files, shapes and ranges of what they write, and resuming."""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+
+import numpy as np
+
+
+def _example(name):
+    return importlib.import_module(f"scratchgen.examples.{name}")
+
+
+def test_vq_vae_then_its_prior(tmp_path):
+    vq_out, prior_out = tmp_path / "vq", tmp_path / "prior"
+    assert _example("vq_vae").main(["--epochs", "1", "--out", str(vq_out)]) == 0
+    s = json.loads((vq_out / "summary.json").read_text())
+    assert [row["epoch"] for row in s["epochs"]] == [1]
+    assert 0 < s["test_normalized_mse"] < 1.5 and 1 <= s["test_perplexity"] <= 128
+    codes = np.load(vq_out / "codes.npz")
+    assert codes["train"].shape[1:] == (7, 7) and codes["test"].shape[1:] == (7, 7)
+    assert codes["train"].min() >= 0 and codes["train"].max() < 128
+    for name in ("vqvae.npz", "reconstructions.png", "codebook_use.png"):
+        assert (vq_out / name).is_file(), name
+
+    # one more epoch continues the run rather than restarting it
+    assert _example("vq_vae").main(["--epochs", "2", "--resume", "--out", str(vq_out)]) == 0
+    rows = [json.loads(line) for line in (vq_out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["eval"]["epoch"] for r in rows if "eval" in r] == [1.0, 2.0]
+
+    assert _example("pixelcnn_prior").main(
+        ["--vqvae", str(vq_out / "vqvae.npz"), "--epochs", "1", "--channels", "8",
+         "--layers", "2", "--out", str(prior_out)]) == 0
+    p = json.loads((prior_out / "summary.json").read_text())
+    # after one epoch the prior beats the uniform distribution over the 128 codes
+    assert 0 < p["val_nats_per_code"] < math.log(128)
+    for name in ("prior.npz", "samples.png", "samples_codes.png"):
+        assert (prior_out / name).is_file(), name
+
+
+def test_vq_vae2_example(tmp_path):
+    assert _example("vq_vae2").main(
+        ["--epochs", "1", "--prior-epochs", "2", "--prior-layers", "2", "--prior-channels", "8",
+         "--out", str(tmp_path)]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    row = s["epochs"][0]
+    assert set(row) >= {"test_normalized_mse", "top_perplexity", "top_dead_codes",
+                        "bottom_perplexity", "bottom_dead_codes", "seconds"}
+    assert 0 < s["test_normalized_mse"] < 1.5
+    top = [r["val_nats_per_code"] for r in s["top_prior"]]
+    bottom = [r["val_nats_per_code"] for r in s["bottom_prior"]]
+    assert 0 < top[-1] < math.log(64)  # beats the uniform distribution over the 64 codes
+    assert len(bottom) == 2 and 0 < bottom[1] < bottom[0]  # (a tiny prior starts above it)
+    for name in ("vqvae2.npz", "priors.npz", "reconstructions.png", "samples.png"):
+        assert (tmp_path / name).is_file(), name
