@@ -40,9 +40,11 @@ import numpy as np
 
 from kernels import _cuda
 
-# Score-block budget (elements of S held at once, for the whole batch): a few such temporaries
-# are alive at a time, so 2**22 keeps the working set near 100 MB in float32 on the CPU.
-_BLOCK_ELEMENTS_CPU = 1 << 22
+# Score-block budget (elements of S held at once, for the whole batch). Every pass over a block
+# (max, subtract, exp, sum, the products) streams it through the cache, so smaller blocks are
+# faster until the products get too thin: for SAGAN's 64 x 256 x 256 scores, forward + backward
+# took 40.7 ms with 2**22 (one block), 36.5 ms with 2**20 and 37.2 ms with 2**19 (2 cores).
+_BLOCK_ELEMENTS_CPU = 1 << 20
 _BLOCK_ELEMENTS_GPU = 1 << 27
 
 

@@ -151,6 +151,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--layers", type=int, default=8, help="gated layers (1 type A, then B)")
     p.add_argument("--first-kernel", type=int, default=7, help="kernel of the type-A layer")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout on the gated layers' horizontal features (training only)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=True,
                    help="cosine learning-rate decay to 0 over the run")
@@ -164,7 +166,8 @@ def build_prior(args: argparse.Namespace, num_codes: int) -> tuple[PixelCNN, dic
     """The PixelCNN that ``args`` (this script's options) asks for, over maps of ``num_codes``
     codes, on ``args.device``: (prior, its config)."""
     config = {"num_codes": num_codes, "channels": args.channels, "num_layers": args.layers,
-              "first_kernel": args.first_kernel, "num_classes": 10 if args.conditional else None}
+              "first_kernel": args.first_kernel, "num_classes": 10 if args.conditional else None,
+              "dropout": args.dropout}
     return PixelCNN(**config).to(args.device), config
 
 

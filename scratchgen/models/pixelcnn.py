@@ -41,7 +41,9 @@ P >= H - 2; P >= max(H, W) - 1 is enough.
 ``tests/models/test_pixelcnn.py`` checks both properties by exact gradients.
 
 The codes enter through an embedding (a one-hot vector times a matrix); the head is
-ReLU -> 1x1 conv -> ReLU -> 1x1 conv to K logits per position.
+ReLU -> 1x1 conv -> ReLU -> 1x1 conv to K logits per position. Optional dropout (``dropout``,
+as in PixelCNN++'s gated residual blocks) acts on each residual layer's gated horizontal
+features before their 1 x 1 output convolution: a per-position mask, so causality is untouched.
 """
 from __future__ import annotations
 
@@ -77,7 +79,8 @@ class GatedLayer(nn.Module):
     """
 
     def __init__(self, in_channels: int, channels: int, kernel_size: int, mask_type: str,
-                 num_classes: int | None = None, cond_channels: int | None = None) -> None:
+                 num_classes: int | None = None, cond_channels: int | None = None,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
@@ -92,6 +95,7 @@ class GatedLayer(nn.Module):
                                       padding=(0, p))
         self.h_out = nn.Conv2d(channels, channels, 1)
         self.residual = mask_type == "B" and in_channels == channels
+        self.dropout = nn.Dropout(dropout) if dropout and self.residual else None
         # conditioning inside the gate: V h (eq. 4) and V * s (eq. 5)
         self.class_bias = nn.Embedding(num_classes, 2 * channels) if num_classes else None
         self.cond_conv = nn.Conv2d(cond_channels, 2 * channels, 1) if cond_channels else None
@@ -123,7 +127,10 @@ class GatedLayer(nn.Module):
         else:
             v_pre_c = v_pre
         v_new = _gate(v_pre_c)                                   # eq. 2 (eqs. 4-5 if conditioned)
-        h_new = self.h_out(_gate(h_pre))
+        h_gated = _gate(h_pre)
+        if self.dropout is not None:
+            h_gated = self.dropout(h_gated)
+        h_new = self.h_out(h_gated)
         if self.residual:
             h_new = h_new + h
         return v_new, h_new
@@ -141,11 +148,13 @@ class PixelCNN(nn.Module):
         num_classes: class-conditional when given (labels ``y`` in 0..num_classes-1).
         cond_channels: conditioned on a (N, cond_channels, H, W) map when given (VQ-VAE-2's
             bottom prior gets the top codes this way); a small 3x3 network embeds it first.
+        dropout: dropout probability on the residual layers' gated horizontal features
+            (training only; 0 turns it off).
     """
 
     def __init__(self, num_codes: int, channels: int = 64, num_layers: int = 8,
                  kernel_size: int = 3, first_kernel: int = 7, num_classes: int | None = None,
-                 cond_channels: int | None = None) -> None:
+                 cond_channels: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         self.num_codes, self.channels = num_codes, channels
         self.num_classes, self.cond_channels = num_classes, cond_channels
@@ -158,7 +167,7 @@ class PixelCNN(nn.Module):
             self.cond_net = None
         cc = channels if cond_channels else None
         layers = [GatedLayer(channels, channels, first_kernel, "A", num_classes, cc)]
-        layers += [GatedLayer(channels, channels, kernel_size, "B", num_classes, cc)
+        layers += [GatedLayer(channels, channels, kernel_size, "B", num_classes, cc, dropout)
                    for _ in range(num_layers - 1)]
         self.layers = nn.ModuleList(layers)
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(),

@@ -159,3 +159,24 @@ def test_learns_a_deterministic_pattern():
     s = model.sample(2, (4, 4), temperature=0).numpy()
     for m in s:
         assert np.array_equal(m, board) or np.array_equal(m, 1 - board)
+
+
+def test_dropout_keeps_causality_and_is_off_in_eval():
+    """Dropout masks each feature of each position on its own, so in training the logits at i
+    still see no position >= i; in evaluation it is the identity (the same logits as the same
+    weights with p = 0), and in training two passes differ."""
+    sg.manual_seed(10)
+    model = _model(dropout=0.5)
+    assert all((layer.dropout is None) == (not layer.residual) for layer in model.layers)
+    x = sg.tensor(np.random.default_rng(11).standard_normal((2, 8, 4, 4)), requires_grad=True)
+    order = np.arange(16).reshape(4, 4)
+    for i in range(16):
+        dep = _dependence(model.logits_from_embedding, x, *divmod(i, 4))
+        assert not dep[order >= i].any(), f"position {divmod(i, 4)} sees position >= {i}"
+    a, b = model.logits_from_embedding(x).numpy(), model.logits_from_embedding(x).numpy()
+    assert not np.allclose(a, b)
+    plain = _model()
+    plain.load_state_dict(model.state_dict())
+    model.eval(), plain.eval()
+    np.testing.assert_array_equal(model.logits_from_embedding(x).numpy(),
+                                  plain.logits_from_embedding(x).numpy())
