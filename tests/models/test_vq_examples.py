@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from scratchgen.serialization import load
+
 
 def _example(name):
     return importlib.import_module(f"scratchgen.examples.{name}")
@@ -38,6 +40,22 @@ def test_vq_vae_then_its_prior(tmp_path):
     assert 0 < p["val_nats_per_code"] < math.log(128)
     for name in ("prior.npz", "samples.png", "samples_codes.png"):
         assert (prior_out / name).is_file(), name
+
+    # with dropout and Polyak averaging: validation uses the averaged weights, which are what
+    # prior.npz keeps; a resumed run restores the average too
+    ema_out = tmp_path / "prior_ema"
+    args = ["--vqvae", str(vq_out / "vqvae.npz"), "--channels", "8", "--layers", "2",
+            "--dropout", "0.1", "--ema", "0.9", "--out", str(ema_out)]
+    assert _example("pixelcnn_prior").main(args + ["--epochs", "1"]) == 0
+    assert _example("pixelcnn_prior").main(args + ["--epochs", "2", "--resume"]) == 0
+    e = json.loads((ema_out / "summary.json").read_text())
+    assert [r["epoch"] for r in e["epochs"]] == [2]
+    last = e["epochs"][-1]
+    assert last["val_nats_per_code"] != last["val_nats_per_code_raw"]
+    assert e["val_nats_per_code"] == last["val_nats_per_code"]
+    assert e["config"]["dropout"] == 0.1
+    ema = load(ema_out / "checkpoint.npz")["extras"]["ema"]
+    assert ema["num_updates"] == 24 and ema["decay"] == 0.9   # 2 epochs of 12 steps
 
 
 def test_vq_vae2_example(tmp_path):
