@@ -29,8 +29,10 @@ an ``Lq x dv`` product instead of an ``Lq x Lk`` one.)
 A query row whose every key is masked has no softmax (PyTorch returns NaN there). Here its output
 is 0, its ``lse`` is ``-inf``, and it receives and passes on zero gradient.
 
-Queries are processed in blocks of rows so that the ``Lq x Lk`` score block of the whole batch
-stays below a fixed number of elements; rows of a softmax are independent, so blocking is exact.
+On the CPU the work is cut into tiles whose ``Lq x Lk`` scores stay below a fixed number of
+elements, so that the passes over them run in the cache: several whole sequences per tile when
+one score matrix fits, else blocks of query rows (rows of a softmax are independent, so
+tiling is exact).
 """
 from __future__ import annotations
 
@@ -40,11 +42,12 @@ import numpy as np
 
 from kernels import _cuda
 
-# Score-block budget (elements of S held at once, for the whole batch). Every pass over a block
-# (max, subtract, exp, sum, the products) streams it through the cache, so smaller blocks are
-# faster until the products get too thin: for SAGAN's 64 x 256 x 256 scores, forward + backward
-# took 40.7 ms with 2**22 (one block), 36.5 ms with 2**20 and 37.2 ms with 2**19 (2 cores).
-_BLOCK_ELEMENTS_CPU = 1 << 20
+# Score-tile budget (elements of S held at once). Every pass over a tile (max, subtract, exp,
+# sum, the products) streams it through the cache, so smaller tiles are faster until the
+# products get too thin: for SAGAN's 64 x 256 x 256 scores (float32, 2 cores), forward +
+# backward took 45.2 ms with 2**22 (one tile), 31.9 ms with 2**20, 29.1 ms with 2**18 (four
+# sequences per tile) and 30.0 ms with 2**17.
+_BLOCK_ELEMENTS_CPU = 1 << 18
 _BLOCK_ELEMENTS_GPU = 1 << 27
 
 
@@ -111,30 +114,6 @@ def _row_blocks(batch, lq: int, lk: int, budget: int):
     return [(r0, min(r0 + rows, lq)) for r0 in range(0, lq, rows)]
 
 
-def _mask_bias(xp, mask, batch, lq: int, lk: int, dtype):
-    """The boolean mask as an additive score bias, 0 where allowed and -inf where not, broadcast
-    (as a view) to ``(batch..., Lq, Lk)``; None without a mask.
-
-    Adding the bias is branch-free, where ``where(mask, S, -inf)`` branches on every score.
-    It is built from the mask's own (usually much smaller) shape.
-    """
-    if mask is None:
-        return None
-    bias = xp.where(mask, dtype.type(0), dtype.type(-np.inf))
-    return xp.broadcast_to(bias, batch + (lq, lk))
-
-
-def _mask_scores(xp, s, bias, causal: bool, r0: int, r1: int, lk: int):
-    """Set the scores of block rows ``r0:r1`` that a query may not attend to -inf, in place."""
-    if bias is not None:
-        s += bias[..., r0:r1, :]
-    if causal:
-        # Query i attends keys j <= i: a (rows x Lk) bias, broadcast over the batch.
-        future = xp.arange(r0, r1)[:, None] < xp.arange(lk)[None, :]
-        s += xp.where(future, s.dtype.type(-np.inf), s.dtype.type(0))
-    return s
-
-
 def _sum_to(a, shape):
     """Sum a broadcast gradient back to the ``shape`` of the input it was broadcast from."""
     if a.shape == tuple(shape):
@@ -143,6 +122,56 @@ def _sum_to(a, shape):
     a = a.sum(axis=tuple(range(lead))) if lead else a
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
     return a.sum(axis=axes, keepdims=True) if axes else a
+
+
+def _flat_size(batch) -> int:
+    return int(np.prod(batch, dtype=np.int64))
+
+
+def _flatten(a, batch, nb: int):
+    """``a`` (..., L, d) broadcast to the batch shape and viewed as (nb, L, d) (a copy only
+    where the batch axes were broadcast)."""
+    return np.broadcast_to(a, batch + a.shape[-2:]).reshape((nb,) + a.shape[-2:])
+
+
+def _append_column(a, value):
+    """(nb, L, d) -> (nb, L, d + 1) with ``value`` in the new last column."""
+    return np.concatenate([a, np.full(a.shape[:-1] + (1,), value, dtype=a.dtype)], axis=-1)
+
+
+def _flat_bias(mask, batch, nb: int, lq: int, lk: int, dtype):
+    """The boolean mask as an additive score bias, 0 where allowed and -inf where not (adding
+    it is branch-free, where ``where(mask, S, -inf)`` branches on every score): (Lq, Lk) when
+    the mask is the same for every sequence, else (nb, Lq, Lk); None without a mask."""
+    if mask is None:
+        return None
+    bias = np.where(mask, dtype.type(0), dtype.type(-np.inf))
+    if all(n == 1 for n in bias.shape[:-2]):
+        return np.broadcast_to(bias.reshape(bias.shape[-2:]), (lq, lk))
+    return np.broadcast_to(bias, batch + (lq, lk)).reshape(nb, lq, lk)
+
+
+def _tiles(nb: int, lq: int, lk: int, budget: int):
+    """``(b0, b1, r0, r1)``: sequences b0:b1, query rows r0:r1, with at most ``budget`` scores
+    per tile. Whole sequences, several per tile, while one Lq x Lk score matrix fits (so the
+    products stay large and dK, dV are written once); otherwise blocks of query rows of one
+    sequence (rows of a softmax are independent, so blocking is exact)."""
+    per_seq = max(1, lq * lk)
+    if per_seq <= budget:
+        step = budget // per_seq
+        return [(b0, min(b0 + step, nb), 0, lq) for b0 in range(0, nb, step)]
+    rows = max(1, budget // max(lk, 1))
+    return [(b, b + 1, r0, min(r0 + rows, lq)) for b in range(nb) for r0 in range(0, lq, rows)]
+
+
+def _mask_tile(s, bias, causal: bool, b0: int, b1: int, r0: int, r1: int) -> None:
+    """Set the scores of tile (b0:b1, r0:r1) that a query may not attend to -inf, in place."""
+    if bias is not None:
+        s += bias[r0:r1] if bias.ndim == 2 else bias[b0:b1, r0:r1]
+    if causal:
+        # Query i attends keys j <= i: a (rows x Lk) bias, broadcast over the sequences.
+        future = np.arange(r0, r1)[:, None] < np.arange(s.shape[-1])[None, :]
+        s += np.where(future, s.dtype.type(-np.inf), s.dtype.type(0))
 
 
 def attention_forward(q, k, v, mask=None, causal: bool = False, scale: float | None = None):
@@ -162,34 +191,34 @@ def attention_forward(q, k, v, mask=None, causal: bool = False, scale: float | N
     scale = _scale(scale, q.shape[-1])
     if _cuda.is_cupy_array(q):
         return _attention_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk)
-    xp = np
     dtype = q.dtype
-    bias = _mask_bias(xp, mask, batch, lq, lk, dtype)
+    nb = _flat_size(batch)
     # scale * (Q K^T) = (scale * Q) K^T: scaling the (Lq x d) operand costs d/Lk of a pass over S.
-    qs = q * dtype.type(scale)
-    kt = xp.swapaxes(k, -1, -2)
-    out = xp.empty(batch + (lq, v.shape[-1]), dtype=dtype)
-    lse = xp.empty(batch + (lq,), dtype=dtype)
+    qs = _flatten(q * dtype.type(scale), batch, nb)
+    kt = np.swapaxes(_flatten(k, batch, nb), -1, -2)
+    vf = _flatten(v, batch, nb)
+    bias = _flat_bias(mask, batch, nb, lq, lk, dtype)
+    out = np.empty((nb, lq, v.shape[-1]), dtype=dtype)
+    lse = np.empty((nb, lq), dtype=dtype)
     neg_inf = dtype.type(-np.inf)
     one = dtype.type(1)
-    for r0, r1 in _row_blocks(batch, lq, lk, _BLOCK_ELEMENTS_CPU):
-        s = xp.matmul(qs[..., r0:r1, :], kt)                   # S = scale * Q K^T
-        _mask_scores(xp, s, bias, causal, r0, r1, lk)           # -inf where not allowed
+    for b0, b1, r0, r1 in _tiles(nb, lq, lk, _BLOCK_ELEMENTS_CPU):
+        s = np.matmul(qs[b0:b1, r0:r1], kt[b0:b1])             # S = scale * Q K^T
+        _mask_tile(s, bias, causal, b0, b1, r0, r1)            # -inf where not allowed
         m = s.max(axis=-1, keepdims=True, initial=neg_inf)     # (Lk = 0 counts as all masked)
         # A fully masked row has m = -inf; shifting by 0 instead makes exp(-inf - 0) = 0 rather
         # than exp(-inf + inf) = NaN.
         m[m == neg_inf] = 0
         s -= m
-        p = xp.exp(s, out=s)                      # unnormalised probabilities, entries <= 1
+        p = np.exp(s, out=s)                      # unnormalised probabilities, entries <= 1
         l = p.sum(axis=-1, keepdims=True)         # >= 1 unless the row is fully masked (0)
         empty = l == 0
-        l_safe = xp.where(empty, one, l)
+        l_safe = np.where(empty, one, l)
         # Normalising after P V divides an (Lq x dv) block instead of the (Lq x Lk) one.
-        o = xp.matmul(p, v)
+        o = np.matmul(p, vf[b0:b1], out=out[b0:b1, r0:r1])
         o /= l_safe
-        out[..., r0:r1, :] = o
-        lse[..., r0:r1] = xp.where(empty, neg_inf, m + xp.log(l_safe))[..., 0]
-    return out, lse
+        lse[b0:b1, r0:r1] = np.where(empty, neg_inf, m + np.log(l_safe))[..., 0]
+    return out.reshape(batch + out.shape[1:]), lse.reshape(batch + (lq,))
 
 
 def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
@@ -220,37 +249,45 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
     if _cuda.is_cupy_array(q):
         return _attention_backward_cuda(dout, q, k, v, out, lse, mask, causal, scale, batch,
                                         lq, lk)
-    xp = np
     dtype = q.dtype
-    bias = _mask_bias(xp, mask, batch, lq, lk, dtype)
+    nb = _flat_size(batch)
+    bias = _flat_bias(mask, batch, nb, lq, lk, dtype)
     # The scale is folded into the small operands: S = (scale Q) K^T, dQ = dS (scale K),
     # dK = dS^T (scale Q), so no pass over an (Lq x Lk) array is spent multiplying by it.
-    qs = q * dtype.type(scale)
-    ks = k * dtype.type(scale)
-    kt = xp.swapaxes(k, -1, -2)
-    vt = xp.ascontiguousarray(xp.swapaxes(v, -1, -2))    # BLAS runs dO V^T faster from this
-    # A fully masked row has lse = -inf; using +inf there makes P = exp(S - inf) = 0 for the
-    # whole row without a NaN.
-    lse_safe = xp.where(lse == -np.inf, dtype.type(np.inf), lse)[..., None]
-    delta = xp.sum(dout * out, axis=-1, keepdims=True)        # D_i = rowsum(dO * O)
-    dq = xp.empty(batch + q.shape[-2:], dtype=dtype)
-    dk = xp.zeros(batch + k.shape[-2:], dtype=dtype)
-    dv = xp.zeros(batch + v.shape[-2:], dtype=dtype)
-    for r0, r1 in _row_blocks(batch, lq, lk, _BLOCK_ELEMENTS_CPU):
-        qs_b, do_b = qs[..., r0:r1, :], dout[..., r0:r1, :]
-        s = xp.matmul(qs_b, kt)                                # S = scale * Q K^T
+    qs = _flatten(q * dtype.type(scale), batch, nb)
+    ks = _flatten(k * dtype.type(scale), batch, nb)
+    do = _flatten(dout, batch, nb)
+    # Two subtractions ride along in the products, one column more each, instead of costing a
+    # pass over an (Lq x Lk) block:
+    #     S - lse 1^T       = [scale Q, -lse] [K, 1]^T
+    #     dP - D 1^T        = [dO, D] [V, -1]^T,        D_i = rowsum(dO * O)
+    # A fully masked row has lse = -inf; +inf there makes its row of S - lse all -inf, so
+    # P = 0 on it without a NaN.
+    lse_safe = np.where(lse == -np.inf, dtype.type(np.inf), lse).reshape(nb, lq, 1)
+    delta = np.sum(dout * out, axis=-1, keepdims=True).reshape(nb, lq, 1)
+    qa = np.concatenate([qs, -lse_safe], axis=-1)
+    kat = np.swapaxes(_append_column(_flatten(k, batch, nb), 1), -1, -2)
+    doa = np.concatenate([do, delta], axis=-1)
+    # BLAS runs dO V^T faster from a contiguous V^T
+    vat = np.ascontiguousarray(np.swapaxes(_append_column(_flatten(v, batch, nb), -1), -1, -2))
+    dq = np.empty(qs.shape, dtype=dtype)
+    dk = np.zeros(ks.shape, dtype=dtype)
+    dv = np.zeros((nb, lk, v.shape[-1]), dtype=dtype)
+    for b0, b1, r0, r1 in _tiles(nb, lq, lk, _BLOCK_ELEMENTS_CPU):
+        s = np.matmul(qa[b0:b1, r0:r1], kat[b0:b1])            # S - lse
         # Mask before the exp, as in the forward pass: a masked score may exceed lse by any
         # amount, and its exp could overflow.
-        _mask_scores(xp, s, bias, causal, r0, r1, lk)
-        s -= lse_safe[..., r0:r1, :]
-        p = xp.exp(s, out=s)                                   # P = exp(S - lse), masked 0
-        dv += xp.matmul(xp.swapaxes(p, -1, -2), do_b)          # dV = P^T dO
-        dp = xp.matmul(do_b, vt)                               # dP = dO V^T
-        dp -= delta[..., r0:r1, :]
-        ds = xp.multiply(p, dp, out=dp)                        # dS = P * (dP - D)
-        dq[..., r0:r1, :] = xp.matmul(ds, ks)                  # dQ = scale * dS K
-        dk += xp.matmul(xp.swapaxes(ds, -1, -2), qs_b)         # dK = scale * dS^T Q
-    return _sum_to(dq, q.shape), _sum_to(dk, k.shape), _sum_to(dv, v.shape)
+        _mask_tile(s, bias, causal, b0, b1, r0, r1)
+        p = np.exp(s, out=s)                                    # P = exp(S - lse), masked 0
+        do_t = do[b0:b1, r0:r1]
+        dv[b0:b1] += np.matmul(np.swapaxes(p, -1, -2), do_t)   # dV = P^T dO
+        dp = np.matmul(doa[b0:b1, r0:r1], vat[b0:b1])          # dP - D
+        ds = np.multiply(p, dp, out=dp)                         # dS = P * (dP - D)
+        np.matmul(ds, ks[b0:b1], out=dq[b0:b1, r0:r1])         # dQ = scale * dS K
+        dk[b0:b1] += np.matmul(np.swapaxes(ds, -1, -2), qs[b0:b1, r0:r1])  # dK = scale dS^T Q
+    return (_sum_to(dq.reshape(batch + q.shape[-2:]), q.shape),
+            _sum_to(dk.reshape(batch + k.shape[-2:]), k.shape),
+            _sum_to(dv.reshape(batch + v.shape[-2:]), v.shape))
 
 
 # --------------------------------------------------------------------------------------------

@@ -183,21 +183,28 @@ def test_masked_huge_scores_do_not_overflow():
         assert np.all(dk[1] == 0) and np.all(dv[1] == 0) and np.all(np.isfinite(dq))
 
 
-def test_query_blocks_give_the_same_result(monkeypatch):
+@pytest.mark.parametrize("budget", [2 * 13 * 9, 9 * 4, 1])
+def test_tiles_give_the_same_result(monkeypatch, budget):
+    """Tiles of two whole sequences, of 4 query rows, of 1 row: the same outputs and gradients
+    as one tile, with keys shared over the first batch axis and a mask that varies over it."""
     rng = np.random.default_rng(0)
-    q, k, v = (rng.standard_normal((2, 13, 4)), rng.standard_normal((2, 9, 4)),
+    q, k, v = (rng.standard_normal((3, 2, 13, 4)), rng.standard_normal((1, 2, 9, 4)),
                rng.standard_normal((2, 9, 3)))
-    mask = rng.random((13, 9)) < 0.8
-    dout = rng.standard_normal((2, 13, 3))
+    mask = rng.random((3, 1, 13, 9)) < 0.8
+    dout = rng.standard_normal((3, 2, 13, 3))
     out, lse = attention_forward(q, k, v, mask, causal=True)
     grads = attention_backward(dout, q, k, v, out, lse, mask, causal=True)
-    monkeypatch.setattr(attention, "_BLOCK_ELEMENTS_CPU", 2 * 9 * 4)   # 4 query rows per block
+    monkeypatch.setattr(attention, "_BLOCK_ELEMENTS_CPU", budget)
+    assert len(attention._tiles(6, 13, 9, budget)) == {234: 3, 36: 24, 1: 78}[budget]
     out_b, lse_b = attention_forward(q, k, v, mask, causal=True)
     grads_b = attention_backward(dout, q, k, v, out_b, lse_b, mask, causal=True)
     np.testing.assert_allclose(out_b, out, rtol=1e-12)
     np.testing.assert_allclose(lse_b, lse, rtol=1e-12)
     for g_b, g in zip(grads_b, grads):
         np.testing.assert_allclose(g_b, g, rtol=1e-12, atol=1e-14)
+    ref_out, ref_lse = attention_reference(q, k, v, mask, causal=True)
+    np.testing.assert_allclose(out_b, ref_out, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(lse_b, ref_lse, rtol=1e-10)
 
 
 def test_float32_close_to_float64():
