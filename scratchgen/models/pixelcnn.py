@@ -156,6 +156,8 @@ class PixelCNN(nn.Module):
                  kernel_size: int = 3, first_kernel: int = 7, num_classes: int | None = None,
                  cond_channels: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"PixelCNN: dropout must be in [0, 1), got {dropout}")
         self.num_codes, self.channels = num_codes, channels
         self.num_classes, self.cond_channels = num_classes, cond_channels
         self.embed = nn.Embedding(num_codes, channels)

@@ -180,3 +180,6 @@ def test_dropout_keeps_causality_and_is_off_in_eval():
     model.eval(), plain.eval()
     np.testing.assert_array_equal(model.logits_from_embedding(x).numpy(),
                                   plain.logits_from_embedding(x).numpy())
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="dropout must be in"):
+            PixelCNN(5, channels=8, num_layers=1, dropout=bad)
