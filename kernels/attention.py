@@ -261,9 +261,9 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
     # pass over an (Lq x Lk) block:
     #     S - lse 1^T       = [scale Q, -lse] [K, 1]^T
     #     dP - D 1^T        = [dO, D] [V, -1]^T,        D_i = rowsum(dO * O)
-    # A fully masked row has lse = -inf; +inf there makes its row of S - lse all -inf, so
-    # P = 0 on it without a NaN.
-    lse_safe = np.where(lse == -np.inf, dtype.type(np.inf), lse).reshape(nb, lq, 1)
+    # A fully masked row has lse = -inf, and every one of its scores is set to -inf by the mask
+    # below, so P = 0 there whatever is subtracted: 0 keeps infinities out of the products.
+    lse_safe = np.where(lse == -np.inf, dtype.type(0), lse).reshape(nb, lq, 1)
     delta = np.sum(dout * out, axis=-1, keepdims=True).reshape(nb, lq, 1)
     qa = np.concatenate([qs, -lse_safe], axis=-1)
     kat = np.swapaxes(_append_column(_flatten(k, batch, nb), 1), -1, -2)

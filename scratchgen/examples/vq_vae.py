@@ -4,7 +4,8 @@
     scratchgen train vq-vae --data mnist --data-dir ../shared/data/mnist --no-ema --epochs 40 \\
         --out runs/vq-vae-mnist                                 # measured run A (see below)
     scratchgen train pixelcnn-prior --vqvae runs/vq-vae-mnist/vqvae.npz \\
-        --data mnist --data-dir ../shared/data/mnist --epochs 10 --out runs/vq-vae-mnist/prior
+        --data mnist --data-dir ../shared/data/mnist --epochs 20 --dropout 0.2 \\
+        --out runs/vq-vae-mnist/prior
                                                                 # then a PixelCNN prior on its codes
     scratchgen train vq-vae --data mnist --data-dir ../shared/data/mnist --epochs 15 \\
         --out runs/vq-vae-mnist-ema                             # measured run B: EMA codebook
@@ -58,8 +59,8 @@ from scratchgen.models.vq_vae import VQVAE
 from scratchgen.serialization import load, save
 from scratchgen.train import Trainer, save_image_grid
 
-__all__ = ["main", "parser", "build_model", "fit_vq", "load_images", "load_vqvae", "add_common_arguments",
-           "save_codebook_use"]
+__all__ = ["main", "parser", "build_model", "fit_vq", "load_images", "load_vqvae",
+           "add_common_arguments", "save_codebook_use"]
 
 
 def add_common_arguments(p: argparse.ArgumentParser, out: str, epochs: int) -> None:
