@@ -3,6 +3,7 @@ write files for the user.
 
 - ``Trainer``: the loop every model uses (progress, ``metrics.jsonl``, sample grids,
   atomic checkpoints, exact resume, Ctrl-C checkpoint).
+- ``BestWeights``: the weights at the best validation figure, checkpointed with the run.
 - ``save_checkpoint`` / ``load_checkpoint`` / ``load_latest``: the checkpoint files.
 - ``read_metrics``: ``metrics.jsonl`` back as series for ``plot_curves``.
 - Pictures: ``to_grid``, ``save_png``, ``save_image_grid``, ``save_interpolation_strip``,
@@ -12,6 +13,7 @@ from scratchgen.train.images import (  # noqa: F401
     density_plot, plot_curves, save_image_grid, save_interpolation_strip, save_png, scatter_2d,
     to_grid,
 )
+from scratchgen.train.best import BestWeights  # noqa: F401
 from scratchgen.train.checkpoint import (  # noqa: F401
     CHECKPOINT_NAME, PREVIOUS_NAME, capture_rng_state, isolated_rng, load_checkpoint,
     load_latest, restore_rng_state, save_checkpoint,
@@ -20,7 +22,7 @@ from scratchgen.train.log import MetricsLog, ProgressLine, RunningMeans, read_me
 from scratchgen.train.loop import FitResult, Trainer  # noqa: F401
 
 __all__ = [
-    "Trainer", "FitResult",
+    "Trainer", "FitResult", "BestWeights",
     "save_checkpoint", "load_checkpoint", "load_latest", "capture_rng_state",
     "restore_rng_state", "isolated_rng", "CHECKPOINT_NAME", "PREVIOUS_NAME",
     "MetricsLog", "ProgressLine", "RunningMeans", "read_metrics",
