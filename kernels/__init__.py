@@ -3,3 +3,5 @@
 Arrays in, arrays out: nothing here knows about Tensors or autodiff, and nothing here imports
 ``scratchgen``. ``scratchgen.functional`` wraps these functions as differentiable ops.
 """
+
+from . import memory  # noqa: F401,E402  (keeps freed memory in the heap: see kernels.memory)

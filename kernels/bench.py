@@ -120,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         def fwd():
             return C.conv2d_forward(x, w, b, S, P)
 
-        def fwd_bwd():
-            C.conv2d_forward(x, w, b, S, P)
+        def fwd_bwd():  # as a training step runs it: the forward keeps im2col(x) for gw
+            _, cols = C.conv2d_forward_with_columns(x, w, b, S, P)
             if not first:
                 C.conv2d_backward_input(gy, w, x.shape, S, P)
-            C.conv2d_backward_weight(gy, x, w.shape, S, P)
+            C.conv2d_backward_weight(gy, x, w.shape, S, P, columns=cols)
             C.conv2d_backward_bias(gy)
 
         t_f, t_fb = measure(fwd, args.repeat), measure(fwd_bwd, args.repeat)
@@ -141,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         def fwd():
             return C.conv_transpose2d_forward(x, w, b, S, P)
 
-        def fwd_bwd():
+        def fwd_bwd():  # the input gradient's im2col(gy) serves the weight gradient too
             C.conv_transpose2d_forward(x, w, b, S, P)
-            C.conv_transpose2d_backward_input(gy, w, S, P)
-            C.conv_transpose2d_backward_weight(gy, x, w.shape, S, P)
+            _, cols = C.conv2d_forward_with_columns(gy, w, None, S, P)
+            C.conv2d_backward_weight(x, gy, w.shape, S, P, columns=cols)
             C.conv2d_backward_bias(gy)
 
         t_f, t_fb = measure(fwd, args.repeat), measure(fwd_bwd, args.repeat)

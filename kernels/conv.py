@@ -71,6 +71,8 @@ __all__ = [
     "conv_output_size",
     "conv_transpose_output_size",
     "conv2d_forward",
+    "conv2d_forward_with_columns",
+    "Columns",
     "conv2d_backward_input",
     "conv2d_backward_weight",
     "conv2d_backward_bias",
@@ -427,8 +429,28 @@ def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry) -> np.ndarray:
     return y
 
 
+def _subpixel(g: _Geometry) -> bool:
+    """Whether the input gradient goes by phases (``_backward_input_subpixel_cpu``): a
+    stride > 1 that divides the kernel, no dilation, enough input channels for a wide product
+    (``_SUBPIXEL_ROWS``) and few spare windows at the border (``_SUBPIXEL_SPARE``)."""
+    if not ((g.sh > 1 or g.sw > 1) and g.dh == g.dw == 1 and g.kh % g.sh == 0
+            and g.kw % g.sw == 0 and g.sh * g.sw * g.c >= _SUBPIXEL_ROWS and g.ho * g.wo > 0):
+        return False
+    windows = _Phases.of(g.h, g.kh, g.sh, g.ph).nq * _Phases.of(g.w, g.kw, g.sw, g.pw).nq
+    return windows <= _SUBPIXEL_SPARE * g.ho * g.wo
+
+
+# The phase product has s_h*s_w*C rows, too few for a fast product below this many (a
+# 64 -> 3 or 64 -> 1 transposed convolution) ...
+_SUBPIXEL_ROWS = 128
+# ... and computes every phase at every window; it is taken while that is at most this many
+# times the windows of col2im (16x16 images, k=4, s=2: 81 / 64).
+_SUBPIXEL_SPARE = 1.35
+
+
 def _backward_input_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None) -> np.ndarray:
-    """col2im(G @ W) (+ b); for stride 1, a convolution with the flipped kernel instead."""
+    """col2im(G @ W) (+ b); for stride 1, a convolution with the flipped kernel instead, and
+    for a stride that divides the kernel, one product per phase of the stride."""
     if g.sh == 1 and g.sw == 1 and g.ho * g.wo > 0 and g.k > 0:
         return _backward_input_stride1_cpu(gy, w, g, b)
     gx = np.empty((g.n, g.c, g.h, g.w), dtype=gy.dtype)
@@ -436,6 +458,9 @@ def _backward_input_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None) -> 
         return gx
     if g.ho * g.wo == 0 or g.o == 0:
         gx[...] = 0 if b is None else b.reshape(1, -1, 1, 1)
+        return gx
+    if _subpixel(g):
+        _backward_input_subpixel_cpu(gy, w, g, gx, b)
         return gx
     wmat = _weight_matrix(w)
     # The batch is cut in chunks so that the padded gradient and the row buffers stay small.
@@ -487,9 +512,124 @@ def _backward_input_stride1_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=N
     return _forward_cpu(src, wf, b, g1)
 
 
-def _backward_weight_cpu(gy: np.ndarray, x: np.ndarray, g: _Geometry) -> np.ndarray:
-    gw_mat = np.zeros((g.o, g.k), dtype=x.dtype)
-    if g.n * g.ho * g.wo > 0 and g.k > 0:
+@dataclass(frozen=True)
+class _Phases:
+    """One axis of the stride-phase decomposition of a strided convolution's input gradient.
+
+    With stride s, kernel k = T s and no dilation, padded input row u = y + pad reads output
+    rows o = q - m through taps t = r + s m, where q = u // s, r = u % s and m < T:
+
+        gx[y] = sum_{m < T} gy[q - m] w[r + s m].
+
+    Rows of one phase r share a window of T consecutive gy rows that slides by one per q.
+    ``q0`` is the first q any row needs and ``nq`` the count of windows; the gy rows of window
+    q0 + j are ``gyp[j : j + T]`` of gy shifted by ``lead = T - 1 - q0`` zero rows (entry a of
+    the window is gy row q0 + j - (T - 1) + a, i.e. m = T - 1 - a). Phase r fills rows
+    ``y0[r], y0[r] + s, ...`` (``count[r]`` of them) from windows ``j0[r] ...``.
+    """
+
+    s: int
+    taps: int
+    lead: int
+    nq: int
+    y0: tuple[int, ...]
+    j0: tuple[int, ...]
+    count: tuple[int, ...]
+
+    @staticmethod
+    def of(length: int, k: int, s: int, pad: int) -> "_Phases":
+        q0, q1 = pad // s, (length - 1 + pad) // s
+        y0 = tuple((r - pad) % s for r in range(s))
+        return _Phases(s, k // s, k // s - 1 - q0, q1 - q0 + 1, y0,
+                       tuple((y + pad) // s - q0 for y in y0),
+                       tuple(max(0, -(-(length - y) // s)) for y in y0))
+
+
+def _backward_input_subpixel_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, gx: np.ndarray,
+                                 b=None) -> None:
+    """Input gradient when the stride divides the kernel: a gather, one product for all phases.
+
+    By the identity of ``_Phases`` (per axis), each of the s_h*s_w phases of gx -- the pixels
+    (y, x) with fixed (y + pad_h) % s_h and (x + pad_w) % s_w -- is a *stride-1* convolution of
+    gy with a T_h x T_w sub-kernel (every s-th tap of w, reversed). All phases read the same
+    T_h x T_w windows of gy, so one im2col of gy and ONE product with the stacked sub-kernels
+    (s_h*s_w*C rows) give them all, and there is no col2im: each pixel of gx is written once,
+    by a copy, not accumulated from k_h*k_w adds. The price is the windows at the border that
+    only some phases need (the product computes all phases there): ``_subpixel`` takes this
+    path only where that spare work is small.
+    """
+    ph_y, ph_x = _Phases.of(g.h, g.kh, g.sh, g.ph), _Phases.of(g.w, g.kw, g.sw, g.pw)
+    th, tw = ph_y.taps, ph_x.taps
+    # the stacked sub-kernels: rows (ry, rx, c), columns (a, b, o) in the windows' order
+    w6 = w.reshape(g.o, g.c, th, g.sh, tw, g.sw)[:, :, ::-1, :, ::-1, :]  # (o, c, a, ry, b, rx)
+    wsub = np.ascontiguousarray(w6.transpose(3, 5, 1, 2, 4, 0)).reshape(
+        g.sh * g.sw * g.c, th * tw * g.o)
+    rows_p, cols_p = ph_y.nq + th - 1, ph_x.nq + tw - 1
+    per_image = rows_p * cols_p * g.o + ph_y.nq * ph_x.nq * (wsub.shape[0] + wsub.shape[1])
+    step = max(1, min(g.n, _COLS_BUDGET_BYTES // max(1, per_image * gy.itemsize)))
+    for lo in range(0, g.n, step):
+        hi = min(g.n, lo + step)
+        n = hi - lo
+        # gy in NHWC, shifted by `lead` rows/columns into a zero border
+        gyp = np.zeros((n, rows_p, cols_p, g.o), dtype=gy.dtype)
+        r0, r1 = max(0, ph_y.lead), min(rows_p, ph_y.lead + g.ho)
+        c0, c1 = max(0, ph_x.lead), min(cols_p, ph_x.lead + g.wo)
+        if r1 > r0 and c1 > c0:
+            gyp[:, r0:r1, c0:c1] = gy[lo:hi, :, r0 - ph_y.lead : r1 - ph_y.lead,
+                                      c0 - ph_x.lead : c1 - ph_x.lead].transpose(0, 2, 3, 1)
+        sn, sy, sx, sc = gyp.strides
+        windows = as_strided(gyp, shape=(n, ph_y.nq, ph_x.nq, th, tw, g.o),
+                             strides=(sn, sy, sx, sy, sx, sc), writeable=False)
+        cols = np.empty((n, ph_y.nq, ph_x.nq, th, tw, g.o), dtype=gy.dtype)
+        np.copyto(cols, windows)
+        res = np.matmul(wsub, cols.reshape(n * ph_y.nq * ph_x.nq, -1).T)
+        res = res.reshape(g.sh, g.sw, g.c, n, ph_y.nq, ph_x.nq)
+        for ry in range(g.sh):
+            ny, jy = ph_y.count[ry], ph_y.j0[ry]
+            for rx in range(g.sw):
+                nx, jx = ph_x.count[rx], ph_x.j0[rx]
+                if ny and nx:
+                    gx[lo:hi, :, ph_y.y0[ry] :: g.sh, ph_x.y0[rx] :: g.sw] = \
+                        res[ry, rx, :, :, jy : jy + ny, jx : jx + nx].transpose(1, 0, 2, 3)
+    if b is not None:
+        gx += b.reshape(1, -1, 1, 1)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The im2col matrix of a convolution's input, kept from the forward pass for the weight
+    gradient (``dL/dW = G^T @ cols`` needs exactly it): ``matrix`` is (N*Ho*Wo, kh*kw*C) in
+    the CPU path's NHWC order, for the convolution ``geometry``."""
+
+    matrix: np.ndarray
+    geometry: _Geometry
+
+
+# The forward keeps its im2col matrix for the weight gradient while it is at most this big
+# (it is (kh*kw)/(s_h*s_w) times the input: 4x for the k=4, s=2 layers of a DCGAN).
+_SAVED_COLUMNS_BYTES = 256 << 20
+
+
+def _forward_saving_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry):
+    """``_forward_cpu`` for the whole batch at once, keeping the im2col matrix."""
+    cols = np.empty((g.n * g.ho * g.wo, g.k), dtype=x.dtype)
+    _im2col_cpu(x, g, cols)
+    ymat = np.matmul(cols, _weight_matrix(w).T)
+    if b is not None:
+        ymat += b
+    y = np.empty((g.n, g.o, g.ho, g.wo), dtype=x.dtype)
+    _nhwc_to_nchw(ymat.reshape(g.n, g.ho, g.wo, g.o), y)
+    return y, Columns(cols, g)
+
+
+def _backward_weight_cpu(gy: np.ndarray, x: np.ndarray | None, g: _Geometry,
+                         columns: Columns | None = None) -> np.ndarray:
+    gw_mat = np.zeros((g.o, g.k), dtype=gy.dtype)
+    if columns is not None:
+        gmat = np.empty((g.n * g.ho * g.wo, g.o), dtype=gy.dtype)
+        _nhwc_rows(gy, g, gmat)
+        np.matmul(gmat.T, columns.matrix, out=gw_mat)
+    elif g.n * g.ho * g.wo > 0 and g.k > 0:
         chunks, step = _chunks(g, x.itemsize)
         l = g.ho * g.wo
         cols_buf = np.empty((step * l, g.k), dtype=x.dtype)
@@ -635,7 +775,9 @@ def _backward_input(gy, w, g: _Geometry, b=None):
     return _backward_input_cpu(gy, w, g, b)
 
 
-def _backward_weight(gy, x, g: _Geometry):
+def _backward_weight(gy, x, g: _Geometry, columns: Columns | None = None):
+    if columns is not None:
+        return _backward_weight_cpu(gy, None, g, columns)
     if _pointwise(g):  # gw = sum_n gy[n] x[n]^T, one product over the (n, pixel) pairs
         xp = _cuda.get_array_module(x)
         gw = xp.tensordot(gy.reshape(g.n, g.o, g.h * g.w), x.reshape(g.n, g.c, g.h * g.w),
@@ -675,6 +817,32 @@ def conv2d_forward(
     return _forward(x, w, b, g)
 
 
+def conv2d_forward_with_columns(
+    x: Array, w: Array, b: Array | None = None, stride: IntOr2 = 1, padding: IntOr2 = 0,
+    dilation: IntOr2 = 1,
+) -> tuple[Array, Columns | None]:
+    """:func:`conv2d_forward`, also returning the im2col matrix it multiplied, for
+    :func:`conv2d_backward_weight` (``columns=``) to reuse instead of copying the windows of
+    ``x`` again: a training step's weight gradient then costs one product.
+
+    The matrix is (kh*kw)/(s_h*s_w) times the size of ``x`` and lives as long as it is held,
+    so it is kept only on the CPU path (on a GPU the im2col kernel is cheap), only where the
+    forward makes one (not a 1 x 1 convolution) and only up to ``_SAVED_COLUMNS_BYTES``;
+    otherwise the second value is None and the weight gradient recomputes it.
+    """
+    op = "conv2d"
+    _check_ndim(op, "input x", x, 4, "(N, C, H, W)")
+    _check_ndim(op, "weight w", w, 4, "(out_channels, in_channels, kh, kw)")
+    _check_arrays(op, x=x, w=w, b=b)
+    g = _geometry(op, x.shape, w.shape, stride, padding, dilation)
+    _check_bias(op, b, g.o, w.shape)
+    size = g.n * g.ho * g.wo * g.k
+    if _cuda.is_cupy_array(x) or _pointwise(g) or size == 0 or g.o == 0 or \
+            size * x.itemsize > _SAVED_COLUMNS_BYTES:
+        return _forward(x, w, b, g), None
+    return _forward_saving_cpu(x, w, b, g)
+
+
 def conv2d_backward_input(
     gy: Array, w: Array, x_shape: tuple[int, int, int, int], stride: IntOr2 = 1,
     padding: IntOr2 = 0, dilation: IntOr2 = 1,
@@ -708,7 +876,7 @@ def conv2d_backward_input(
 
 def conv2d_backward_weight(
     gy: Array, x: Array, w_shape: tuple[int, int, int, int], stride: IntOr2 = 1,
-    padding: IntOr2 = 0, dilation: IntOr2 = 1,
+    padding: IntOr2 = 0, dilation: IntOr2 = 1, columns: Columns | None = None,
 ) -> Array:
     r"""Gradient of :func:`conv2d_forward` with respect to its weight.
 
@@ -719,6 +887,8 @@ def conv2d_backward_weight(
         gy: gradient of the output (N, O, Ho, Wo).
         x: the convolution's input (N, C, H, W).
         w_shape: the weight's shape (O, C, kh, kw).
+        columns: what :func:`conv2d_forward_with_columns` returned for this ``x``, or None;
+            it must be of this convolution (same shapes and hyper-parameters).
 
     Returns:
         gw of shape ``w_shape``, dtype of ``x``.
@@ -730,7 +900,15 @@ def conv2d_backward_weight(
     w_shape = _check_shape_tuple(op, "w_shape", w_shape)
     g = _geometry(op, x.shape, w_shape, stride, padding, dilation)
     _check_grad_shape(op, gy, g, "gy")
-    return _backward_weight(gy, x, g)
+    if columns is not None:
+        if columns.geometry != g:
+            raise ValueError(f"{op}: the saved columns are of another convolution "
+                             f"({columns.geometry}), not of this one ({g})")
+        if columns.matrix.dtype != gy.dtype or _cuda.is_cupy_array(gy):
+            where = "a cupy (cuda)" if _cuda.is_cupy_array(gy) else "a numpy"
+            raise TypeError(f"{op}: the saved columns are a {columns.matrix.dtype} numpy array, "
+                            f"gy is {where} {gy.dtype} array")
+    return _backward_weight(gy, x, g, columns)
 
 
 def conv2d_backward_bias(gy: Array) -> Array:

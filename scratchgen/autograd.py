@@ -133,6 +133,8 @@ class Function:
 
     Inside ``backward`` the inputs are ``self.inputs`` (Tensors) and the forward outputs are
     ``self.output(i)``; anything else ``forward`` computed can be kept on ``self``.
+    ``self.needs_input_grad`` is already set when ``forward`` runs (empty when no graph is
+    recorded), so ``forward`` can keep only what the needed gradients use.
 
     Hot ops may also define ``backward_arrays(self, *grad_arrays) -> array(s)``: the same
     derivative on raw arrays, used when no graph of the backward pass is being built
@@ -166,6 +168,14 @@ class Function:
         global _sequence
         fn = cls(**params) if params else cls()
         n = len(inputs)
+        record = False
+        if _grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    record = True
+                    break
+        if record:  # known before forward, which may keep what only the backward needs
+            fn.needs_input_grad = (True,) if n == 1 else tuple([t.requires_grad for t in inputs])
         try:
             if n == 1:
                 out = fn.forward(inputs[0].data)
@@ -193,15 +203,8 @@ class Function:
             out = tuple(numpy.asarray(o) if isinstance(o, numpy.generic) else o for o in out)
         elif type(out) is not numpy.ndarray and isinstance(out, numpy.generic):
             out = numpy.asarray(out)  # NumPy reduces to scalars; keep 0-d arrays
-        record = False
-        if _grad_enabled:
-            for t in inputs:
-                if t.requires_grad:
-                    record = True
-                    break
         if record:
             fn.inputs = inputs
-            fn.needs_input_grad = (True,) if n == 1 else tuple([t.requires_grad for t in inputs])
             fn._outputs = out if multi else (out,)
             _sequence += 1
             fn._seq = _sequence

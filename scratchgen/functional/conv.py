@@ -53,9 +53,15 @@ class _ConvBase(Function):
 
 
 class Conv2d(_ConvBase):
-    """y = conv(x, w) + b. Inputs (x, w) or (x, w, b)."""
+    """y = conv(x, w) + b. Inputs (x, w) or (x, w, b). When the weight gradient will be
+    needed, the forward keeps its im2col matrix for it (``kernels.conv.Columns``)."""
+
+    columns = None
 
     def forward(self, x, w, b=None):
+        if self.needs_input_grad[1:2] == (True,):
+            y, self.columns = _conv.conv2d_forward_with_columns(x, w, b, **self.geometry)
+            return y
         return _conv.conv2d_forward(x, w, b, **self.geometry)
 
     def backward(self, g):
@@ -71,7 +77,8 @@ class Conv2d(_ConvBase):
         x, w = self.inputs[0].data, self.inputs[1].data
         need = self.needs_input_grad
         gx = _conv.conv2d_backward_input(g, w, x.shape, **self.geometry) if need[0] else None
-        gw = _conv.conv2d_backward_weight(g, x, w.shape, **self.geometry) if need[1] else None
+        gw = _conv.conv2d_backward_weight(g, x, w.shape, **self.geometry,
+                                          columns=self.columns) if need[1] else None
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, (_conv.conv2d_backward_bias(g) if need[2] else None)
@@ -100,8 +107,13 @@ class ConvTranspose2d(_ConvBase):
     def backward_arrays(self, g):
         x, w = self.inputs[0].data, self.inputs[1].data
         need = self.needs_input_grad
-        gx = _conv.conv2d_forward(g, w, None, **self.geometry) if need[0] else None
-        gw = _conv.conv2d_backward_weight(x, g, w.shape, **self.geometry) if need[1] else None
+        gx = columns = None
+        if need[0]:  # a convolution of g, whose im2col the weight gradient reuses
+            gx, columns = _conv.conv2d_forward_with_columns(g, w, None, **self.geometry)
+            if gx.shape != x.shape:  # output_padding >= stride: one spare row or column
+                columns = None
+        gw = _conv.conv2d_backward_weight(x, g, w.shape, **self.geometry,
+                                          columns=columns) if need[1] else None
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, (_conv.conv2d_backward_bias(g) if need[2] else None)

@@ -114,3 +114,23 @@ def test_pointwise_convolutions_first_and_second_order(transpose):
     fn = F.conv_transpose2d if transpose else F.conv2d
     gradcheck(fn, [x, w, b])
     gradgradcheck(fn, [x, w, b])
+
+
+def test_forward_keeps_im2col_only_for_a_weight_gradient():
+    """Conv2d keeps the forward's im2col matrix exactly when the weight needs a gradient
+    (``needs_input_grad`` is known before the forward), and the gradients it gives are the
+    ones computed without it."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 4, 4))
+    g = rng.standard_normal((2, 4, 4, 4))
+    xt, wt = sg.tensor(x, requires_grad=True), sg.tensor(w, requires_grad=True)
+    y = F.conv2d(xt, wt, stride=2, padding=1)
+    assert y.grad_fn.columns is not None
+    y.backward(sg.tensor(g))
+    from kernels import conv as K
+    np.testing.assert_array_equal(wt.grad.numpy(), K.conv2d_backward_weight(g, x, w.shape, 2, 1))
+    np.testing.assert_array_equal(xt.grad.numpy(), K.conv2d_backward_input(g, w, x.shape, 2, 1))
+    y = F.conv2d(sg.tensor(x, requires_grad=True), sg.tensor(w), stride=2, padding=1)
+    assert y.grad_fn.columns is None   # only the input needs a gradient
+    with sg.no_grad():
+        assert F.conv2d(xt, wt, stride=2, padding=1).grad_fn is None

@@ -297,6 +297,8 @@ def test_conv_transpose2d_backward_is_adjoint(case):
 )
 def test_chunked_and_blocked_paths(monkeypatch, dtype, x_shape, w_shape, s, p, d):
     """Splitting the batch into chunks and transposes into row blocks changes no result."""
+    monkeypatch.setattr(K, "_SUBPIXEL_ROWS", 1)  # the stride-phase path for (4, 4) / (2, 2)
+    monkeypatch.setattr(K, "_SUBPIXEL_SPARE", np.inf)
     rng = np.random.default_rng(1)
     x, w = _rand(rng, x_shape, dtype), _rand(rng, w_shape, dtype)
     b = _rand(rng, (w_shape[0],), dtype)
@@ -316,6 +318,72 @@ def test_chunked_and_blocked_paths(monkeypatch, dtype, x_shape, w_shape, s, p, d
     _close(K.conv_transpose2d_forward(y0, w, bt, s, p, 0, d), yt0, tol)
     _close(ref_conv2d(x, w, b, s, p, d), y0, tol)
     _close(ref_conv_transpose2d(y0, w, bt, s, p, (0, 0), d), yt0, tol)
+
+
+def test_stride_phase_path_matches_col2im(monkeypatch):
+    """The stride-phase input gradient (stride dividing the kernel) against col2im and the
+    reference, over every such kernel/stride pair up to 4, paddings up to the kernel, sizes
+    down to a single pixel and transposed convolutions with output_padding and bias."""
+    rng = np.random.default_rng(5)
+    monkeypatch.setattr(K, "_SUBPIXEL_ROWS", 1)  # taken for every shape here
+    monkeypatch.setattr(K, "_SUBPIXEL_SPARE", np.inf)
+    cases = 0
+    for kh, sh in [(2, 2), (4, 2), (3, 3), (4, 4), (4, 1), (2, 1)]:
+        for kw, sw in [(2, 2), (4, 2), (3, 3), (1, 1)]:
+            if sh == sw == 1:
+                continue
+            for ph, pw in [(0, 0), (1, 0), (kh - 1, kw - 1)]:
+                for h, wd in [(kh - 2 * ph + 0, kw), (7, 5), (9, 8)]:
+                    if h + 2 * ph < kh or wd + 2 * pw < kw or h < 1:
+                        continue
+                    x_shape, w_shape = (2, 3, h, wd), (4, 3, kh, kw)
+                    g = K._geometry("t", x_shape, w_shape, (sh, sw), (ph, pw), 1)
+                    assert K._subpixel(g)
+                    w = _rand(rng, w_shape)
+                    gy = _rand(rng, (2, 4, g.ho, g.wo))
+                    got = K.conv2d_backward_input(gy, w, x_shape, (sh, sw), (ph, pw))
+                    _close(got, ref_conv2d_backward_input(gy, w, x_shape, (sh, sw), (ph, pw),
+                                                          (1, 1)), 1e-12)
+                    for op in {(0, 0), (sh - 1, sw - 1)}:
+                        bt = _rand(rng, (3,))
+                        yt = K.conv_transpose2d_forward(gy, w, bt, (sh, sw), (ph, pw), op)
+                        _close(yt, ref_conv_transpose2d(gy, w, bt, (sh, sw), (ph, pw), op,
+                                                        (1, 1)), 1e-12)
+                        with monkeypatch.context() as m:
+                            m.setattr(K, "_subpixel", lambda g: False)
+                            _close(K.conv_transpose2d_forward(gy, w, bt, (sh, sw), (ph, pw), op),
+                                   yt, 1e-12)
+                    cases += 1
+    assert cases > 100
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_saved_columns_give_the_same_gradients(monkeypatch, dtype):
+    """The forward's im2col matrix, kept for the weight gradient, changes no result; it is
+    refused for another convolution, and not kept above the size budget or for 1 x 1."""
+    rng = np.random.default_rng(2)
+    x, w = _rand(rng, (3, 5, 9, 8), dtype), _rand(rng, (4, 5, 3, 4), dtype)
+    b = _rand(rng, (4,), dtype)
+    y, cols = K.conv2d_forward_with_columns(x, w, b, (2, 1), (1, 2), (1, 2))
+    assert cols is not None and cols.matrix.shape == (3 * y.shape[2] * y.shape[3], 5 * 3 * 4)
+    np.testing.assert_array_equal(y, K.conv2d_forward(x, w, b, (2, 1), (1, 2), (1, 2)))
+    gy = _rand(rng, y.shape, dtype)
+    gw = K.conv2d_backward_weight(gy, x, w.shape, (2, 1), (1, 2), (1, 2), columns=cols)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    _close(gw, K.conv2d_backward_weight(gy, x, w.shape, (2, 1), (1, 2), (1, 2)), tol)
+    _close(gw, ref_conv2d_backward_weight(gy, x, w.shape, (2, 1), (1, 2), (1, 2)), tol)
+    with pytest.raises(ValueError, match="saved columns are of another convolution"):
+        K.conv2d_backward_weight(gy[:, :, :, :3], x, w.shape, (2, 2), (1, 2), (1, 2),
+                                 columns=cols)
+    other = np.float64 if dtype == np.float32 else np.float32
+    with pytest.raises(TypeError, match="saved columns"):
+        K.conv2d_backward_weight(gy.astype(other), x.astype(other), w.shape, (2, 1), (1, 2),
+                                 (1, 2), columns=cols)
+    assert K.conv2d_forward_with_columns(x, w[:, :, :1, :1], b)[1] is None  # 1 x 1
+    monkeypatch.setattr(K, "_SAVED_COLUMNS_BYTES", 100)
+    y2, none = K.conv2d_forward_with_columns(x, w, b, (2, 1), (1, 2), (1, 2))
+    assert none is None
+    np.testing.assert_array_equal(y2, y)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
