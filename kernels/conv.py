@@ -40,6 +40,15 @@ The columns of dL/dcols that belong to one tap are ``G @ W[:, tap]``, so the CPU
 them tap by tap, right before adding them, and never holds the whole matrix (see
 ``_col2im_cpu``). With stride 1 there is a shortcut: the input gradient is then itself a
 convolution, of gy with the flipped kernel, and goes through im2col and one product instead.
+When the stride divides the kernel (k=4, s=2 in every DCGAN), the input pixels split into
+s_h*s_w *phases*, each a stride-1 convolution of gy with every s-th tap of the kernel, and all
+of them come out of one im2col of gy and one product: a gather with no col2im at all (see
+``_Phases`` and ``_backward_input_subpixel_cpu``).
+
+**Saving the columns.** The weight gradient ``G^T @ cols`` needs the very matrix the forward
+built, so a training step can keep it from the forward instead of copying the windows again
+(``conv2d_forward_with_columns``; the autograd wrapper does this when the weight needs a
+gradient): memory, (kh*kw)/(s_h*s_w) times the input, for one copy less per step.
 
 **Transposed convolution** is the adjoint of convolution: ``conv_transpose2d(x, w)`` is exactly
 ``conv2d_backward_input(x, w)`` (the weight (C_in, C_out, kh, kw) of the transposed convolution
@@ -450,7 +459,7 @@ _SUBPIXEL_SPARE = 1.35
 
 def _backward_input_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None) -> np.ndarray:
     """col2im(G @ W) (+ b); for stride 1, a convolution with the flipped kernel instead, and
-    for a stride that divides the kernel, one product per phase of the stride."""
+    for a stride that divides the kernel, one product that gives every phase of the stride."""
     if g.sh == 1 and g.sw == 1 and g.ho * g.wo > 0 and g.k > 0:
         return _backward_input_stride1_cpu(gy, w, g, b)
     gx = np.empty((g.n, g.c, g.h, g.w), dtype=gy.dtype)
@@ -521,14 +530,13 @@ class _Phases:
 
         gx[y] = sum_{m < T} gy[q - m] w[r + s m].
 
-    Rows of one phase r share a window of T consecutive gy rows that slides by one per q.
-    ``q0`` is the first q any row needs and ``nq`` the count of windows; the gy rows of window
-    q0 + j are ``gyp[j : j + T]`` of gy shifted by ``lead = T - 1 - q0`` zero rows (entry a of
-    the window is gy row q0 + j - (T - 1) + a, i.e. m = T - 1 - a). Phase r fills rows
-    ``y0[r], y0[r] + s, ...`` (``count[r]`` of them) from windows ``j0[r] ...``.
+    Rows of one phase r share a window of T (``taps``) consecutive gy rows that slides by one
+    per q. With q0 = pad // s the first q any row needs and ``nq`` the count of windows, the gy
+    rows of window q0 + j are ``gyp[j : j + T]`` of gy shifted by ``lead = T - 1 - q0`` zero
+    rows (entry a of the window is gy row q0 + j - (T - 1) + a, i.e. m = T - 1 - a). Phase r
+    fills rows ``y0[r], y0[r] + s, ...`` (``count[r]`` of them) from windows ``j0[r] ...``.
     """
 
-    s: int
     taps: int
     lead: int
     nq: int
@@ -540,7 +548,7 @@ class _Phases:
     def of(length: int, k: int, s: int, pad: int) -> "_Phases":
         q0, q1 = pad // s, (length - 1 + pad) // s
         y0 = tuple((r - pad) % s for r in range(s))
-        return _Phases(s, k // s, k // s - 1 - q0, q1 - q0 + 1, y0,
+        return _Phases(k // s, k // s - 1 - q0, q1 - q0 + 1, y0,
                        tuple((y + pad) // s - q0 for y in y0),
                        tuple(max(0, -(-(length - y) // s)) for y in y0))
 
@@ -808,13 +816,18 @@ def conv2d_forward(
 
     Computed as ``im2col(x) @ W^T`` (see the module docstring).
     """
+    return _forward(x, w, b, _forward_geometry(x, w, b, stride, padding, dilation))
+
+
+def _forward_geometry(x, w, b, stride, padding, dilation) -> _Geometry:
+    """The checked geometry of ``conv2d(x, w, b)``."""
     op = "conv2d"
     _check_ndim(op, "input x", x, 4, "(N, C, H, W)")
     _check_ndim(op, "weight w", w, 4, "(out_channels, in_channels, kh, kw)")
     _check_arrays(op, x=x, w=w, b=b)
     g = _geometry(op, x.shape, w.shape, stride, padding, dilation)
     _check_bias(op, b, g.o, w.shape)
-    return _forward(x, w, b, g)
+    return g
 
 
 def conv2d_forward_with_columns(
@@ -830,12 +843,7 @@ def conv2d_forward_with_columns(
     forward makes one (not a 1 x 1 convolution) and only up to ``_SAVED_COLUMNS_BYTES``;
     otherwise the second value is None and the weight gradient recomputes it.
     """
-    op = "conv2d"
-    _check_ndim(op, "input x", x, 4, "(N, C, H, W)")
-    _check_ndim(op, "weight w", w, 4, "(out_channels, in_channels, kh, kw)")
-    _check_arrays(op, x=x, w=w, b=b)
-    g = _geometry(op, x.shape, w.shape, stride, padding, dilation)
-    _check_bias(op, b, g.o, w.shape)
+    g = _forward_geometry(x, w, b, stride, padding, dilation)
     size = g.n * g.ho * g.wo * g.k
     if _cuda.is_cupy_array(x) or _pointwise(g) or size == 0 or g.o == 0 or \
             size * x.itemsize > _SAVED_COLUMNS_BYTES:

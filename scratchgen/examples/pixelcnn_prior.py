@@ -269,9 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     shape = ctr.shape[1:]
     fit, held = split_maps(len(ctr), args.val_split, args.seed)
     cval, yval = (ctr[held], ytr[held]) if len(held) else (cte, yte)
+    source = "held out of the training maps" if len(held) else "the test maps"
     print(f"PixelCNN prior over {shape[0]}x{shape[1]} maps of {K} codes: {len(fit)} train / "
-          f"{len(cval)} validation maps ({'held out of the training maps' if len(held) else 'the test maps'}); "
-          f"uniform would be ln K = {np.log(K):.3f} nats per code")
+          f"{len(cval)} validation maps ({source}); uniform would be ln K = {np.log(K):.3f} "
+          f"nats per code")
 
     prior, config = build_prior(args, K)
     cond_labels = args.conditional

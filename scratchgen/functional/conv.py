@@ -108,10 +108,12 @@ class ConvTranspose2d(_ConvBase):
         x, w = self.inputs[0].data, self.inputs[1].data
         need = self.needs_input_grad
         gx = columns = None
-        if need[0]:  # a convolution of g, whose im2col the weight gradient reuses
+        if need[0] and need[1]:  # a convolution of g, whose im2col the weight gradient reuses
             gx, columns = _conv.conv2d_forward_with_columns(g, w, None, **self.geometry)
             if gx.shape != x.shape:  # output_padding >= stride: one spare row or column
                 columns = None
+        elif need[0]:
+            gx = _conv.conv2d_forward(g, w, None, **self.geometry)
         gw = _conv.conv2d_backward_weight(x, g, w.shape, **self.geometry,
                                           columns=columns) if need[1] else None
         if len(self.inputs) == 2:
