@@ -59,11 +59,11 @@ def test_vq_vae_then_its_prior(tmp_path):
 
     # a held-out fifth of the training maps picks the epoch whose weights are kept; the test
     # figure reported is the one logged for that epoch
+    split_args = ["--vqvae", str(vq_out / "vqvae.npz"), "--channels", "8", "--layers", "2",
+                  "--lr", "0.03", "--no-cosine", "--val-split", "0.2"]
     split_out = tmp_path / "prior_split"
-    assert _example("pixelcnn_prior").main(
-        ["--vqvae", str(vq_out / "vqvae.npz"), "--channels", "8", "--layers", "2",
-         "--epochs", "3", "--lr", "0.03", "--no-cosine", "--val-split", "0.2",
-         "--out", str(split_out)]) == 0
+    assert _example("pixelcnn_prior").main(split_args + ["--epochs", "3",
+                                                         "--out", str(split_out)]) == 0
     s = json.loads((split_out / "summary.json").read_text())
     rows = s["epochs"]
     best = min(rows, key=lambda r: r["val_nats_per_code"])
@@ -71,6 +71,15 @@ def test_vq_vae_then_its_prior(tmp_path):
     assert math.isclose(s["heldout_nats_per_code"], best["val_nats_per_code"], rel_tol=1e-6)
     assert math.isclose(s["test_nats_per_code"], best["test_nats_per_code"], rel_tol=1e-6)
     assert all(r["val_nats_per_code"] != r["test_nats_per_code"] for r in rows)
+    # stopped after 2 epochs and resumed: the kept weights came through the checkpoint
+    resumed = tmp_path / "prior_split_resumed"
+    assert _example("pixelcnn_prior").main(split_args + ["--epochs", "2",
+                                                         "--out", str(resumed)]) == 0
+    assert _example("pixelcnn_prior").main(split_args + ["--epochs", "3", "--resume",
+                                                         "--out", str(resumed)]) == 0
+    r = json.loads((resumed / "summary.json").read_text())
+    assert r["best_epoch"] == s["best_epoch"]
+    assert r["test_nats_per_code"] == s["test_nats_per_code"]
 
 
 def test_vq_vae2_example(tmp_path):

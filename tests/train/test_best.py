@@ -63,3 +63,37 @@ def test_bad_use_is_named():
         BestWeights(model).restore()
     with pytest.raises(ValueError, match="mode"):
         BestWeights(model, mode="max").load_state_dict(BestWeights(model).state_dict())
+
+
+def test_a_resumed_run_keeps_the_best_epoch_of_the_first_session(tmp_path, setup_factory):
+    """Offered figures 0.5, 0.3, 0.4 over three epochs: a run stopped after two epochs and
+    resumed for the third ends with epoch 2's weights, as the run made in one go does."""
+    from scratchgen.train import Trainer
+
+    figures = {1: 0.5, 2: 0.3, 3: 0.4}
+
+    def run(out, epochs, resume, seed=0):
+        s = setup_factory(seed=seed)
+        best = BestWeights(s.model)
+        kept = {}
+
+        def end_of_epoch(trainer):
+            best.offer(figures[trainer.epoch], trainer.epoch)
+            kept[trainer.epoch] = s.weights()
+            return {"figure": figures[trainer.epoch]}
+
+        Trainer(s.step, s.loader, out, epochs=epochs, modules={"model": s.model},
+                optimizers={"opt": s.opt}, extras={"best": best}, on_epoch_end=end_of_epoch,
+                resume=resume, progress=False).fit()
+        best.restore()
+        return best, s.weights(), kept
+
+    straight, w_straight, kept = run(tmp_path / "a", 3, False)
+    assert straight.epoch == 2
+    for k in kept[2]:
+        assert np.array_equal(w_straight[k], kept[2][k]), k
+    run(tmp_path / "b", 2, False)
+    resumed, w_resumed, kept_b = run(tmp_path / "b", 3, True, seed=7)
+    assert list(kept_b) == [3] and resumed.epoch == 2 and resumed.value == 0.3
+    for k in w_straight:
+        assert np.array_equal(w_resumed[k], w_straight[k]), k
