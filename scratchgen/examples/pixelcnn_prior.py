@@ -106,7 +106,7 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
               labels: np.ndarray | None = None, val_labels: np.ndarray | None = None,
               cond: np.ndarray | None = None, val_cond: np.ndarray | None = None,
               make_cond: Any = None, resume: bool = False, name: str = "prior",
-              cosine: bool = True, ema_decay: float | None = None,
+              cosine: bool = True, ema_decay: float | None = None, ema_warmup: bool = False,
               test_codes: np.ndarray | None = None, test_labels: np.ndarray | None = None,
               keep_best: bool = False) -> list[dict[str, float]]:
     """Train ``prior`` with the Trainer; returns one row per epoch (validation nats per code,
@@ -116,7 +116,8 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
     a cosine from ``lr`` down to 0 over all the steps (else it stays at ``lr``). ``ema_decay``:
     also keep an exponential moving average of the weights (Polyak averaging, as PixelCNN++),
     validate with it (the raw weights' figure is logged beside it as ``val_nats_per_code_raw``)
-    and leave the averages in ``prior`` at the end. ``test_codes`` (and ``test_labels``): also
+    and leave the averages in ``prior`` at the end (``ema_warmup``: the EMA's warm-up of
+    its decay). ``test_codes`` (and ``test_labels``): also
     log the figure on these maps after each epoch, as ``test_nats_per_code``. ``keep_best``:
     leave in ``prior`` the (averaged) weights of the epoch with the lowest validation figure
     rather than the last epoch's (``val_codes`` must then be held-out training maps, not the
@@ -125,7 +126,7 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
         raise ValueError("fit_prior: test_codes are only for priors without a conditioning map")
     step = PriorStep(prior, lr, labels is not None, cond is not None, make_cond)
     opt = step.opt
-    ema = optim.EMA(prior, ema_decay) if ema_decay is not None else None
+    ema = optim.EMA(prior, ema_decay, ema_warmup) if ema_decay is not None else None
     best = BestWeights(prior) if keep_best else None
     extras = {k: v for k, v in (("ema", ema), ("best", best)) if v is not None}
     arrays = [codes] + [a for a in (labels, cond) if a is not None]
@@ -206,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="Polyak averaging of the weights with this decay (PixelCNN++: 0.9995); "
                         "validation, samples and prior.npz use the averages")
+    p.add_argument("--ema-warmup", action="store_true",
+                   help="the average's decay rises as min(DECAY, (1 + t) / (10 + t)) over the "
+                        "updates t, so that it forgets the initial weights")
     p.add_argument("--val-split", type=float, default=0.0, metavar="FRACTION",
                    help="validate on this fraction of the training maps (held out, drawn with "
                         "--seed) instead of the test maps, keep the weights of the epoch with "
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     history = fit_prior(prior, ctr[fit], cval, out, args.epochs, args.lr, args.batch_size,
                         args.device, args.seed, labels=ytr[fit] if cond_labels else None,
                         val_labels=yval if cond_labels else None, resume=args.resume,
-                        cosine=args.cosine, ema_decay=args.ema,
+                        cosine=args.cosine, ema_decay=args.ema, ema_warmup=args.ema_warmup,
                         test_codes=cte if len(held) else None,
                         test_labels=yte if cond_labels and len(held) else None,
                         keep_best=bool(len(held)))

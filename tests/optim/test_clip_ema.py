@@ -94,3 +94,31 @@ def test_ema_state_dict_round_trip():
     np.testing.assert_array_equal(other.shadow["weight"], ema.shadow["weight"])
     with pytest.raises(RuntimeError, match="missing"):
         optim.EMA(nn.Linear(2, 2, bias=False)).load_state_dict(sd)
+
+
+def test_ema_warmup_forgets_the_initial_weights():
+    """With warm-up the t-th update uses min(decay, (1 + t) / (10 + t)): after T updates the
+    initial weights keep prod_t (1 + t) / (10 + t) = 1 / C(T + 9, 9) of the average, instead
+    of decay**T; the warm-up flag travels in the state dict."""
+    from math import comb
+
+    net = nn.Linear(1, 1, bias=False).to("float64")
+    net.weight.data[...] = 1.0
+    ema = optim.EMA(net, decay=0.999, warmup=True)
+    plain = optim.EMA(net, decay=0.999)
+    steps = 30
+    for _ in range(steps):
+        net.weight.data = net.weight.data * 0  # every later weight is 0
+        ema.update()
+        plain.update()
+    assert np.isclose(ema.shadow["weight"].item(), 1 / comb(steps + 9, 9), rtol=1e-12)
+    assert np.isclose(plain.shadow["weight"].item(), 0.999 ** steps, rtol=1e-12)
+    # once (1 + t) / (10 + t) passes the decay, the decay itself is used
+    late = optim.EMA(net, decay=0.5, warmup=True)
+    late.num_updates = 100
+    net.weight.data[...] = 2.0
+    late.update()
+    assert np.isclose(late.shadow["weight"].item(), 0.5 * 0.0 + 0.5 * 2.0)
+    other = optim.EMA(net, decay=0.9)
+    other.load_state_dict(ema.state_dict())
+    assert other.warmup is True and other.num_updates == steps
