@@ -413,7 +413,10 @@ def _nhwc_rows(gy: np.ndarray, g: _Geometry, out: np.ndarray) -> None:
     out.reshape(n, g.ho, g.wo, g.o)[...] = gy[:, :, : g.ho, : g.wo].transpose(0, 2, 3, 1)
 
 
-def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry) -> np.ndarray:
+def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry,
+                 cols: np.ndarray | None = None) -> np.ndarray:
+    """im2col + one product per batch chunk. Given ``cols`` (N*Ho*Wo, kh*kw*C), the whole
+    batch is one chunk and its im2col matrix is left there (for the weight gradient)."""
     y = np.empty((g.n, g.o, g.ho, g.wo), dtype=x.dtype)
     if y.size == 0:
         return y
@@ -421,9 +424,12 @@ def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry) -> np.ndarray:
         y[...] = 0 if b is None else b.reshape(1, -1, 1, 1)
         return y
     wmat = _weight_matrix(w)
-    chunks, step = _chunks(g, x.itemsize)
     l = g.ho * g.wo
-    cols_buf = np.empty((step * l, g.k), dtype=x.dtype)
+    if cols is None:
+        chunks, step = _chunks(g, x.itemsize)
+        cols_buf = np.empty((step * l, g.k), dtype=x.dtype)
+    else:
+        chunks, step, cols_buf = [(0, g.n)], g.n, cols
     ymat_buf = np.empty((step * l, g.o), dtype=x.dtype)
     for lo, hi in chunks:
         m = (hi - lo) * l
@@ -621,13 +627,7 @@ _SAVED_COLUMNS_BYTES = 256 << 20
 def _forward_saving_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry):
     """``_forward_cpu`` for the whole batch at once, keeping the im2col matrix."""
     cols = np.empty((g.n * g.ho * g.wo, g.k), dtype=x.dtype)
-    _im2col_cpu(x, g, cols)
-    ymat = np.matmul(cols, _weight_matrix(w).T)
-    if b is not None:
-        ymat += b
-    y = np.empty((g.n, g.o, g.ho, g.wo), dtype=x.dtype)
-    _nhwc_to_nchw(ymat.reshape(g.n, g.ho, g.wo, g.o), y)
-    return y, Columns(cols, g)
+    return _forward_cpu(x, w, b, g, cols), Columns(cols, g)
 
 
 def _backward_weight_cpu(gy: np.ndarray, x: np.ndarray | None, g: _Geometry,
@@ -909,6 +909,9 @@ def conv2d_backward_weight(
     g = _geometry(op, x.shape, w_shape, stride, padding, dilation)
     _check_grad_shape(op, gy, g, "gy")
     if columns is not None:
+        if not isinstance(columns, Columns):
+            raise TypeError(f"{op}: columns must be what conv2d_forward_with_columns returned "
+                            f"(a Columns or None), got {type(columns).__name__}")
         if columns.geometry != g:
             raise ValueError(f"{op}: the saved columns are of another convolution "
                              f"({columns.geometry}), not of this one ({g})")

@@ -65,7 +65,7 @@ import numpy as np
 import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen import optim
-from scratchgen.data import ArrayDataset, DataLoader
+from scratchgen.data import ArrayDataset, DataLoader, random_split
 from scratchgen.models.pixelcnn import PixelCNN
 from scratchgen.serialization import save
 from scratchgen.train import BestWeights, Trainer, save_image_grid
@@ -231,16 +231,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def split_maps(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (fit, held out) of ``n`` training maps, ``round(fraction * n)`` of them held out,
-    drawn by a permutation seeded with ``seed``; sorted, so the fit maps keep their order."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"--val-split must be in [0, 1), got {fraction}")
-    k = int(round(fraction * n))
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[k:]), np.sort(perm[:k])
-
-
 def build_prior(args: argparse.Namespace, num_codes: int) -> tuple[PixelCNN, dict[str, Any]]:
     """The PixelCNN that ``args`` (this script's options) asks for, over maps of ``num_codes``
     codes, on ``args.device``: (prior, its config)."""
@@ -282,7 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         cte = batched(vqvae.encode, xte, args.device)
     K = vqvae.num_embeddings
     shape = ctr.shape[1:]
-    fit, held = split_maps(len(ctr), args.val_split, args.seed)
+    if not 0.0 <= args.val_split < 1.0:
+        raise SystemExit(f"--val-split must be in [0, 1), got {args.val_split}")
+    if args.ema_warmup and args.ema is None:
+        raise SystemExit("--ema-warmup warms up the weight average: it needs --ema DECAY")
+    n_held = int(round(args.val_split * len(ctr)))
+    held, fit = (np.sort(part.indices) for part in
+                 random_split(range(len(ctr)), [n_held, len(ctr) - n_held], seed=args.seed))
     cval, yval = (ctr[held], ytr[held]) if len(held) else (cte, yte)
     source = "held out of the training maps" if len(held) else "the test maps"
     print(f"PixelCNN prior over {shape[0]}x{shape[1]} maps of {K} codes: {len(fit)} train / "

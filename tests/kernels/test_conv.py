@@ -375,6 +375,8 @@ def test_saved_columns_give_the_same_gradients(monkeypatch, dtype):
     with pytest.raises(ValueError, match="saved columns are of another convolution"):
         K.conv2d_backward_weight(gy[:, :, :, :3], x, w.shape, (2, 2), (1, 2), (1, 2),
                                  columns=cols)
+    with pytest.raises(TypeError, match="columns must be"):
+        K.conv2d_backward_weight(gy, x, w.shape, (2, 1), (1, 2), (1, 2), columns=cols.matrix)
     other = np.float64 if dtype == np.float32 else np.float32
     with pytest.raises(TypeError, match="saved columns"):
         K.conv2d_backward_weight(gy.astype(other), x.astype(other), w.shape, (2, 1), (1, 2),

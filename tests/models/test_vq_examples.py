@@ -7,6 +7,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from scratchgen.serialization import load
 
@@ -80,6 +81,13 @@ def test_vq_vae_then_its_prior(tmp_path):
     r = json.loads((resumed / "summary.json").read_text())
     assert r["best_epoch"] == s["best_epoch"]
     assert r["test_nats_per_code"] == s["test_nats_per_code"]
+
+    # options that cannot work are refused by name, before any training
+    for bad, message in ((["--val-split", "1.0"], "--val-split must be in"),
+                         (["--ema-warmup"], "needs --ema")):
+        with pytest.raises(SystemExit, match=message):
+            _example("pixelcnn_prior").main(["--vqvae", str(vq_out / "vqvae.npz"), "--epochs", "1",
+                                             "--out", str(tmp_path / "bad")] + bad)
 
 
 def test_vq_vae2_example(tmp_path):
