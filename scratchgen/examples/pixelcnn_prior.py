@@ -119,7 +119,8 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
               make_cond: Any = None, resume: bool = False, name: str = "prior",
               cosine: bool = True, ema_decay: float | None = None, ema_warmup: bool = False,
               test_codes: np.ndarray | None = None, test_labels: np.ndarray | None = None,
-              keep_best: bool = False) -> list[dict[str, float]]:
+              keep_best: bool = False, stop_after: int | None = None
+              ) -> list[dict[str, float]]:
     """Train ``prior`` with the Trainer; returns one row per epoch (validation nats per code,
     training seconds). ``labels`` / ``cond`` (and their validation versions) condition it;
     ``make_cond`` turns a batch of ``cond`` rows into the conditioning map (VQ-VAE-2 keeps the
@@ -132,7 +133,11 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
     log the figure on these maps after each epoch, as ``test_nats_per_code``. ``keep_best``:
     leave in ``prior`` the (averaged) weights of the epoch with the lowest validation figure
     rather than the last epoch's (``val_codes`` must then be held-out training maps, not the
-    test maps, for the test figure of those weights to stay a test figure)."""
+    test maps, for the test figure of those weights to stay a test figure). ``stop_after``:
+    stop after this many of the ``epochs`` (the learning-rate schedule still spans all
+    ``epochs``)."""
+    if stop_after is not None and not 1 <= stop_after <= epochs:
+        raise ValueError(f"fit_prior: stop_after must be in 1..{epochs}, got {stop_after}")
     if test_codes is not None and cond is not None:
         raise ValueError("fit_prior: test_codes are only for priors without a conditioning map")
     step = PriorStep(prior, lr, labels is not None, cond is not None, make_cond)
@@ -183,7 +188,7 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
         history.append(row)
         return row
 
-    trainer = Trainer(train_step, loader, out, epochs=epochs, modules={name: prior},
+    trainer = Trainer(train_step, loader, out, epochs=stop_after or epochs, modules={name: prior},
                       optimizers={"adam": opt}, schedulers=schedulers,
                       extras=extras or None, log_every=50,
                       checkpoint_every=500,
@@ -225,6 +230,10 @@ def parser() -> argparse.ArgumentParser:
                    help="validate on this fraction of the training maps (held out, drawn with "
                         "--seed) instead of the test maps, keep the weights of the epoch with "
                         "the best held-out figure, and report the test maps' figure for them")
+    p.add_argument("--refit", action="store_true",
+                   help="with --val-split: after the held-out run (written to OUT/select), fit "
+                        "all the training maps again from the same start, for the number of "
+                        "epochs it chose (under the same --epochs schedule), and report that")
     p.add_argument("--conditional", action="store_true", help="class-conditional prior")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--resume", action="store_true")
@@ -242,6 +251,14 @@ def build_prior(args: argparse.Namespace, num_codes: int) -> tuple[PixelCNN, dic
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = argv
+    if not 0.0 <= args.val_split < 1.0:
+        raise SystemExit(f"--val-split must be in [0, 1), got {args.val_split}")
+    if args.ema_warmup and args.ema is None:
+        raise SystemExit("--ema-warmup warms up the weight average: it needs --ema DECAY")
+    if args.refit and not args.val_split:
+        raise SystemExit("--refit chooses the number of epochs on held-out maps: it needs "
+                         "--val-split")
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sg.manual_seed(args.seed)
@@ -272,28 +289,67 @@ def main(argv: list[str] | None = None) -> int:
         cte = batched(vqvae.encode, xte, args.device)
     K = vqvae.num_embeddings
     shape = ctr.shape[1:]
-    if not 0.0 <= args.val_split < 1.0:
-        raise SystemExit(f"--val-split must be in [0, 1), got {args.val_split}")
-    if args.ema_warmup and args.ema is None:
-        raise SystemExit("--ema-warmup warms up the weight average: it needs --ema DECAY")
     n_held = int(round(args.val_split * len(ctr)))
     held, fit = (np.sort(part.indices) for part in
                  random_split(range(len(ctr)), [n_held, len(ctr) - n_held], seed=args.seed))
+    if args.val_split and not len(held):
+        raise SystemExit(f"--val-split {args.val_split} holds out none of the {len(ctr)} "
+                         f"training maps")
     cval, yval = (ctr[held], ytr[held]) if len(held) else (cte, yte)
     source = "held out of the training maps" if len(held) else "the test maps"
     print(f"PixelCNN prior over {shape[0]}x{shape[1]} maps of {K} codes: {len(fit)} train / "
           f"{len(cval)} validation maps ({source}); uniform would be ln K = {np.log(K):.3f} "
           f"nats per code")
 
+    data = {"codes": ctr[fit], "labels": ytr[fit] if args.conditional else None,
+            "val_codes": cval, "val_labels": yval if args.conditional else None,
+            "test_codes": cte, "test_labels": yte if args.conditional else None}
+    if not args.refit:
+        _fit_and_report(args, out, vqvae, vq_path, data, held_out=bool(len(held)))
+        return 0
+    # the refit starts from the generators' state at this point, as a run without --val-split
+    # does, so that it is that run stopped after the chosen epoch
+    rng = sg.backend.get_rng_state()
+    select_out = out / "select"
+    if args.resume and (select_out / "summary.json").exists():
+        selection = json.loads((select_out / "summary.json").read_text())
+    else:
+        print(f"choosing the number of epochs on the held-out maps ({select_out})")
+        selection = _fit_and_report(args, select_out, vqvae, vq_path, data, held_out=True)
+    chosen = selection.get("best_epoch")
+    if chosen is None:
+        raise SystemExit(f"{select_out / 'summary.json'} names no best epoch: run the "
+                         f"selection again without --resume")
+    print(f"refit on all {len(ctr)} training maps for {chosen} of the {args.epochs} epochs' "
+          f"schedule")
+    sg.backend.set_rng_state(rng)
+    every = {"codes": ctr, "labels": ytr if args.conditional else None,
+             "val_codes": cte, "val_labels": data["test_labels"],
+             "test_codes": cte, "test_labels": data["test_labels"]}
+    _fit_and_report(args, out, vqvae, vq_path, every, held_out=False, stop_after=chosen,
+                    selection=selection)
+    return 0
+
+
+def _fit_and_report(args: argparse.Namespace, out: pathlib.Path, vqvae: Any,
+                    vq_path: pathlib.Path, data: dict[str, Any], held_out: bool,
+                    stop_after: int | None = None, selection: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """Fit a prior to ``data['codes']`` (validated on ``data['val_codes']``: held-out training
+    maps when ``held_out``, which also keeps the best epoch's weights, else the test maps),
+    then write prior.npz, the sample grids and summary.json into ``out``; returns the summary.
+    ``stop_after`` / ``selection``: the refit, stopped after that epoch of the schedule, and
+    the held-out run's summary that chose it."""
+    out.mkdir(parents=True, exist_ok=True)
+    K, shape = vqvae.num_embeddings, data["codes"].shape[1:]
     prior, config = build_prior(args, K)
-    cond_labels = args.conditional
-    history = fit_prior(prior, ctr[fit], cval, out, args.epochs, args.lr, args.batch_size,
-                        args.device, args.seed, labels=ytr[fit] if cond_labels else None,
-                        val_labels=yval if cond_labels else None, resume=args.resume,
+    history = fit_prior(prior, data["codes"], data["val_codes"], out, args.epochs, args.lr,
+                        args.batch_size, args.device, args.seed, labels=data["labels"],
+                        val_labels=data["val_labels"], resume=args.resume,
                         cosine=args.cosine, ema_decay=args.ema, ema_warmup=args.ema_warmup,
-                        test_codes=cte if len(held) else None,
-                        test_labels=yte if cond_labels and len(held) else None,
-                        keep_best=bool(len(held)))
+                        test_codes=data["test_codes"] if held_out else None,
+                        test_labels=data["test_labels"] if held_out else None,
+                        keep_best=held_out, stop_after=stop_after)
     save({"config": config, "state": prior.state_dict(), "vqvae": str(vq_path)}, out / "prior.npz")
 
     # samples: 10 rows of 10 (one row per class when conditional)
@@ -307,24 +363,29 @@ def main(argv: list[str] | None = None) -> int:
                     nrow=10, value_range=(0, K - 1), scale=4)
     summary: dict[str, Any] = {
         "config": config, "epochs": history,
-        "test_nats_per_code": validation_nll(prior, cte, yte if cond_labels else None,
+        "test_nats_per_code": validation_nll(prior, data["test_codes"], data["test_labels"],
                                              device=args.device),
         "vqvae": str(vq_path),
         "command": " ".join(["python", "-m", "scratchgen.examples.pixelcnn_prior"]
-                            + list(sys.argv[1:] if argv is None else argv))}
+                            + list(sys.argv[1:] if args.argv is None else args.argv))}
     kept = "the last epoch's weights"
-    if len(held):
+    if held_out:
         summary["val_split"] = args.val_split
         summary["heldout_nats_per_code"] = validation_nll(
-            prior, cval, yval if cond_labels else None, device=args.device)
+            prior, data["val_codes"], data["val_labels"], device=args.device)
         summary["best_epoch"] = history[-1]["best_epoch"] if history else None
         kept = (f"the best epoch's weights (epoch {summary['best_epoch']}, held-out "
                 f"{summary['heldout_nats_per_code']:.4f})")
+    if selection is not None:
+        summary["refit_epochs"] = stop_after
+        summary["selection"] = {k: selection[k] for k in
+                                ("best_epoch", "heldout_nats_per_code", "test_nats_per_code")}
+        kept = f"the refit's weights after epoch {stop_after} of {args.epochs}"
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     test = summary["test_nats_per_code"]
     print(f"test cross-entropy of {kept}: {test:.4f} nats per code "
           f"({test * np.prod(shape):.1f} nats per image); wrote {out}/")
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

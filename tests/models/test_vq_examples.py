@@ -82,9 +82,36 @@ def test_vq_vae_then_its_prior(tmp_path):
     assert r["best_epoch"] == s["best_epoch"]
     assert r["test_nats_per_code"] == s["test_nats_per_code"]
 
+    # --refit: the held-out run above (written to OUT/select) chooses the epoch count, then
+    # all the training maps are fitted from the same start under the same 3-epoch schedule; that
+    # is exactly a run without --val-split stopped after the chosen epoch
+    refit_out, plain_out = tmp_path / "prior_refit", tmp_path / "prior_plain"
+    assert _example("pixelcnn_prior").main(split_args + ["--epochs", "3", "--refit",
+                                                         "--out", str(refit_out)]) == 0
+    plain_args = [a for a in split_args if a not in ("--val-split", "0.2")]
+    assert _example("pixelcnn_prior").main(plain_args + ["--epochs", "3",
+                                                         "--out", str(plain_out)]) == 0
+    chosen = json.loads((refit_out / "select" / "summary.json").read_text())
+    assert chosen["test_nats_per_code"] == s["test_nats_per_code"]   # the run above, again
+    f = json.loads((refit_out / "summary.json").read_text())
+    plain = json.loads((plain_out / "summary.json").read_text())["epochs"]
+    assert f["refit_epochs"] == chosen["best_epoch"] == f["selection"]["best_epoch"]
+    assert [r["epoch"] for r in f["epochs"]] == list(range(1, chosen["best_epoch"] + 1))
+    assert [r["val_nats_per_code"] for r in f["epochs"]] == \
+        [r["val_nats_per_code"] for r in plain[:chosen["best_epoch"]]]
+    assert math.isclose(f["test_nats_per_code"], plain[chosen["best_epoch"] - 1]
+                        ["val_nats_per_code"], rel_tol=1e-6)
+    # a resumed refit does not redo the selection
+    mtime = (refit_out / "select" / "summary.json").stat().st_mtime_ns
+    assert _example("pixelcnn_prior").main(split_args + ["--epochs", "3", "--refit", "--resume",
+                                                         "--out", str(refit_out)]) == 0
+    assert (refit_out / "select" / "summary.json").stat().st_mtime_ns == mtime
+
     # options that cannot work are refused by name, before any training
     for bad, message in ((["--val-split", "1.0"], "--val-split must be in"),
-                         (["--ema-warmup"], "needs --ema")):
+                         (["--ema-warmup"], "needs --ema"),
+                         (["--refit"], "needs --val-split"),
+                         (["--val-split", "1e-9"], "holds out none")):
         with pytest.raises(SystemExit, match=message):
             _example("pixelcnn_prior").main(["--vqvae", str(vq_out / "vqvae.npz"), "--epochs", "1",
                                              "--out", str(tmp_path / "bad")] + bad)
