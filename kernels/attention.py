@@ -314,7 +314,9 @@ def _attention_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk):
     lse = cupy.empty(batch + (lq,), dtype=dtype)
     suffix = _cuda.dtype_suffix(dtype)
     softmax = _cuda.function("attention.cu", f"attention_softmax_forward_{suffix}")
-    threads = 256 if lk > 128 else (128 if lk > 64 else 64)
+    threads = 32        # a power of two <= 256 (the kernel's reduction), about Lk: one warp at least
+    while threads < min(lk, 256):
+        threads *= 2
     for r0, r1 in _row_blocks(batch, lq, lk, _BLOCK_ELEMENTS_GPU):
         rows = r1 - r0
         s = cupy.ascontiguousarray(cupy.matmul(q[..., r0:r1, :], kt))   # (batch..., rows, Lk)

@@ -1,27 +1,28 @@
-"""Shared fixtures: the devices to run on (CUDA cases skip with a reason when there is no GPU)."""
+"""Shared fixtures: the devices to run on. The CUDA cases run on a GPU where there is one, else
+on the CPU through ``cuda_emulator``, else they skip with the reason."""
 from __future__ import annotations
 
 import pathlib
 
 import pytest
 
+import cuda_emulator
 import scratchgen as sg
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
 
 
-def _cuda_reason() -> str | None:
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        return "CuPy is not installed (pip install 'scratchgen[cuda]')"
-    if not sg.cuda_is_available():
-        return "CuPy is installed but no NVIDIA GPU is visible"
-    return None
+CUDA_SKIP_REASON, CUDA_EMULATED = cuda_emulator.setup_for_tests()
 
 
-CUDA_SKIP_REASON = _cuda_reason()
+def pytest_report_header() -> str:
+    if CUDA_EMULATED:
+        return ("cuda: no GPU; the CUDA tests run the CUDA C kernels on the CPU (cuda_emulator; "
+                "SCRATCHGEN_CUDA_EMULATOR=0 skips them)")
+    return f"cuda: {CUDA_SKIP_REASON or 'on the GPU'}"
+
+
 requires_cuda = pytest.mark.skipif(CUDA_SKIP_REASON is not None, reason=CUDA_SKIP_REASON or "")
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[requires_cuda, pytest.mark.cuda])]
@@ -29,7 +30,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=[requires_cuda, pytest.mark.cuda])]
 
 @pytest.fixture(params=DEVICES)
 def device(request) -> str:
-    """Each test that takes ``device`` runs on the CPU and, where there is one, on a GPU."""
+    """Each test that takes ``device`` runs on the CPU and on CUDA (a GPU or the emulator)."""
     return request.param
 
 
