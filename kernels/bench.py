@@ -1,6 +1,7 @@
 """Benchmark of the convolution (and attention) kernels on the layers of a DCGAN/SAGAN.
 
     python -m kernels.bench [--device cpu|cuda] [--batch 64] [--repeat 10] [--dtype float32]
+                            [--roof N] [--stat median|min]
 
 First measures the machine's own matrix-product rate (the roof: the best of several square
 products), then, for each layer, the median time of the forward pass and of forward + backward,
@@ -47,8 +48,7 @@ def _timer(sync: Callable[[], None], stat: str):
     return measure
 
 
-def _matmul_roof(xp, dtype, measure, device: str) -> tuple[float, int]:
-    n = 1024 if device == "cpu" else 4096
+def _matmul_roof(xp, dtype, measure, n: int) -> tuple[float, int]:
     a = xp.asarray(xp.ones((n, n), dtype=dtype) * 0.5)
     b = xp.asarray(xp.ones((n, n), dtype=dtype) * 0.25)
     out = xp.empty((n, n), dtype=dtype)
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--roof", type=int, default=None, metavar="N",
+                        help="size of the square matmul that measures the roof (default 1024 on "
+                             "the CPU, 4096 on a GPU)")
     parser.add_argument("--stat", choices=["median", "min"], default="median",
                         help="summary of the repeats (min is steadier on a busy machine)")
     args = parser.parse_args(argv)
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     def rand(*shape):
         return xp.asarray(rng.standard_normal(shape).astype(dtype))
 
-    roof, n_roof = _matmul_roof(xp, dtype, measure, args.device)
+    roof_size = args.roof or (1024 if args.device == "cpu" else 4096)
+    roof, n_roof = _matmul_roof(xp, dtype, measure, roof_size)
     n = args.batch
     print(f"device {args.device}, dtype {dtype}, batch {n}, {args.stat} of {args.repeat} runs")
     print(f"roof: {n_roof}x{n_roof} @ {n_roof}x{n_roof} matmul = {roof:.1f} GFLOP/s")

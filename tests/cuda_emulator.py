@@ -1,13 +1,15 @@
 """A stand-in for CuPy that runs the CUDA C kernels of ``kernels/cuda/`` on the CPU.
 
-The CUDA tests compare every kernel with the NumPy path. Where no GPU is lent they would only
-skip, and CUDA code that never ran is CUDA code that does not work. So, where there is no GPU
-but there is a C++ compiler, the ``cupy`` fixture hands the tests this module instead:
+The CUDA tests compare every kernel, op and layer on the device with the NumPy path. Without
+a GPU they would only skip, and CUDA code that never ran is CUDA code that does not work. So
+where there is no GPU but there is a C++ compiler, ``setup_for_tests`` (called by
+``tests/conftest.py``) puts this module in ``sys.modules`` as ``cupy`` (and ``cupyx``):
 
-* its ``ndarray`` is a NumPy array that says it is a CuPy one (so ``kernels`` takes its CUDA
-  paths), and, as CuPy does, refuses to meet a NumPy array in an arithmetic operation or a
-  ``cupy.*`` function;
-* the array functions the kernels call (``cupy.empty``, ``cupy.matmul``, ...) are NumPy's,
+* its ``ndarray`` is a NumPy array that says it is a CuPy one (so ``kernels`` and
+  ``scratchgen.backend`` take their CUDA paths), and, as CuPy does, refuses to meet a NumPy
+  array in an arithmetic operation or a ``cupy.*`` function, and gives 0-d arrays, not
+  scalars, for reductions and single elements;
+* the array functions (``cupy.empty``, ``cupy.matmul``, ``cupy.random``, ...) are NumPy's,
   returning such arrays;
 * ``RawModule`` compiles the ``.cu`` source with the host compiler and ``cuda_emulator.h``
   (CUDA's built-ins: ``blockIdx``, ``threadIdx``, ``__syncthreads``, ``__shared__``,
