@@ -12,17 +12,6 @@ import scratchgen.nn as nn
 from scratchgen.nn import functional_norm as FN
 from scratchgen.testing import gradcheck, gradgradcheck
 
-HAS_CONV = hasattr(F, "conv2d") and hasattr(F, "conv_transpose2d")
-HAS_POOL = hasattr(F, "max_pool2d") and hasattr(F, "avg_pool2d") and hasattr(F, "interpolate") \
-    and hasattr(F, "pad2d")
-HAS_ATTN = hasattr(F, "scaled_dot_product_attention")
-needs_conv = pytest.mark.skipif(not HAS_CONV,
-                                reason="F.conv2d / F.conv_transpose2d not yet available")
-needs_pool = pytest.mark.skipif(not HAS_POOL,
-                                reason="F pooling / interpolate / pad2d not yet available")
-needs_attn = pytest.mark.skipif(not (HAS_ATTN and HAS_CONV),
-                                reason="F.scaled_dot_product_attention not yet available")
-
 
 def _input(shape, seed=1, low=-1.5, high=1.5):
     rng = np.random.default_rng(seed)
@@ -118,7 +107,6 @@ def test_instance_layer_group_norm():
     check_module(_perturb(nn.GroupNorm(2, 4)), _input((2, 4, 1, 3)))
 
 
-@needs_conv
 def test_conv2d_all_padding_modes():
     for mode in ("zeros", "reflect", "replicate", "circular"):
         conv = nn.Conv2d(2, 2, 3, stride=1, padding=1, padding_mode=mode)
@@ -129,19 +117,16 @@ def test_conv2d_all_padding_modes():
     check_module(conv, _input((1, 1, 3, 4)), modes=("train",), second=False)
 
 
-@needs_conv
 def test_conv_transpose2d():
     check_module(nn.ConvTranspose2d(2, 1, 3, stride=2, padding=1, output_padding=1),
                  _input((1, 2, 2, 2)), modes=("train",))
 
 
-@needs_conv
 def test_masked_conv2d():
     check_module(nn.MaskedConv2d("B", 1, 2, 3, padding=1), _input((1, 1, 3, 3)),
                  modes=("train",))
 
 
-@needs_pool
 def test_pooling_resampling_padding():
     x = _input((1, 2, 4, 4))
     rng = np.random.default_rng(5)  # distinct values: no ties inside a max-pool window
@@ -154,14 +139,12 @@ def test_pooling_resampling_padding():
     check_module(nn.ReflectionPad2d((1, 0, 2, 1)), _input((1, 1, 3, 3)), modes=("train",))
 
 
-@needs_attn
 def test_self_attention2d():
     att = nn.SelfAttention2d(8)
     att.gamma.data = np.array([0.7], np.float32)  # at gamma = 0 the attention path is invisible
     check_module(att, _input((1, 8, 2, 2)), modes=("train",), atol=1e-5, rtol=1e-3)
 
 
-@needs_conv
 def test_spectral_norm_layers_train_and_eval():
     """Training mode runs one power iteration per forward (without gradient): once u, v have
     converged, sigma is stationary in them, so the gradient treating them as constants is the

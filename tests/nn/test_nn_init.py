@@ -95,8 +95,6 @@ def test_linear_and_conv_defaults_as_pytorch():
 
 
 def test_dcgan_init():
-    if not hasattr(F, "conv2d"):
-        pytest.skip("F.conv2d not yet available")
     net = nn.Sequential(nn.ConvTranspose2d(8, 64, 4), nn.BatchNorm2d(64), nn.ReLU(),
                         nn.Conv2d(64, 64, 4), nn.Linear(64, 128))
     nn.init.dcgan_init(net)

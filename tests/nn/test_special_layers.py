@@ -9,11 +9,6 @@ import scratchgen.functional as F
 import scratchgen.nn as nn
 import scratchgen.optim as optim
 
-needs_conv = pytest.mark.skipif(not hasattr(F, "conv2d"), reason="F.conv2d not yet available")
-needs_attn = pytest.mark.skipif(
-    not (hasattr(F, "conv2d") and hasattr(F, "scaled_dot_product_attention")),
-    reason="F.scaled_dot_product_attention not yet available")
-
 
 def _sigma_max(w, dim=0):
     if dim:
@@ -60,7 +55,6 @@ def test_spectral_norm_eval_does_not_iterate_and_gradients_reach_weight_orig():
     assert len(m._forward_pre_hooks) == 0
 
 
-@needs_conv
 def test_spectral_norm_conv_and_transposed_conv_dim():
     conv = nn.spectral_norm(nn.Conv2d(3, 4, 3).to("float64"))
     hook = next(iter(conv._forward_pre_hooks.values()))
@@ -89,7 +83,6 @@ def test_spectral_norm_survives_to_float64_and_state_dict_round_trip():
     np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
 
 
-@needs_conv
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 def test_masked_conv_mask_and_zero_gradients(mask_type):
     conv = nn.MaskedConv2d(mask_type, 2, 3, 5, padding=2)
@@ -105,7 +98,6 @@ def test_masked_conv_mask_and_zero_gradients(mask_type):
     assert repr(conv).startswith(f"MaskedConv2d('{mask_type}', 2, 3")
 
 
-@needs_conv
 def test_pixelcnn_stack_is_causal():
     """Output pixel i of a type-A layer followed by type-B layers depends only on input pixels
     strictly before i in raster order: the gradient w.r.t. pixels at or after i is exactly 0."""
@@ -126,7 +118,6 @@ def test_pixelcnn_stack_is_causal():
             assert np.any(g[order < i] != 0)
 
 
-@needs_attn
 def test_self_attention_is_identity_at_init_and_learns_gamma():
     att = nn.SelfAttention2d(16)
     assert att.gamma.shape == (1,) and att.gamma.item() == 0.0
@@ -137,7 +128,6 @@ def test_self_attention_is_identity_at_init_and_learns_gamma():
     assert att.gamma.grad is not None and att.gamma.grad.item() != 0.0
 
 
-@needs_attn
 def test_self_attention_matches_numpy():
     att = nn.SelfAttention2d(8).to("float64")
     att.gamma.data = np.array([0.5])
@@ -156,7 +146,6 @@ def test_self_attention_matches_numpy():
     np.testing.assert_allclose(y, 0.5 * o + x, rtol=1e-10)
 
 
-@needs_conv
 def test_conv_padding_modes_and_arguments():
     x = sg.randn(1, 2, 5, 5, dtype="float64")
     conv = nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect").to("float64")
@@ -181,7 +170,6 @@ def test_conv_padding_modes_and_arguments():
         nn.MaskedConv2d("C", 1, 1, 3)
 
 
-@needs_conv
 def test_layers_shapes_and_modes():
     x = sg.randn(2, 3, 8, 8)
     assert nn.MaxPool2d(2)(x).shape == (2, 3, 4, 4)
