@@ -27,6 +27,7 @@ full, in float32 and float64.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import hashlib
@@ -245,10 +246,16 @@ class RawKernel:
         self._fn(pointers, *grid, *block)
 
 
-class RawModule:
-    """``cupy.RawModule(code=...)``, compiled for the CPU (cached by the source's hash)."""
+@functools.lru_cache(maxsize=None)
+def _build_dir() -> pathlib.Path:
+    path = pathlib.Path(tempfile.mkdtemp(prefix="cuda-emulator-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
-    _cache_dir = pathlib.Path(tempfile.mkdtemp(prefix="cuda-emulator-"))
+
+class RawModule:
+    """``cupy.RawModule(code=...)``, compiled for the CPU (cached by the source's hash in a
+    folder that lives as long as the process)."""
 
     def __init__(self, code: str, options: tuple = (), **_: Any) -> None:
         cxx = compiler()
@@ -260,9 +267,9 @@ class RawModule:
         source = (f'#include "{HEADER.name}"\n{code}\n'
                   + "".join(_launcher(n, p, synchronizing) for n, p in sigs.items()))
         key = hashlib.sha256((source + HEADER.read_text() + std).encode()).hexdigest()[:16]
-        lib_path = self._cache_dir / f"{key}.so"
+        lib_path = _build_dir() / f"{key}.so"
         if not lib_path.exists():
-            src_path = self._cache_dir / f"{key}.cpp"
+            src_path = _build_dir() / f"{key}.cpp"
             src_path.write_text(source)
             out = subprocess.run([cxx, f"-std={std}", "-O1", "-shared", "-fPIC",
                                   f"-I{HEADER.parent}", "-o", str(lib_path), str(src_path)],
