@@ -314,7 +314,7 @@ def _attention_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk):
     lse = cupy.empty(batch + (lq,), dtype=dtype)
     suffix = _cuda.dtype_suffix(dtype)
     softmax = _cuda.function("attention.cu", f"attention_softmax_forward_{suffix}")
-    threads = 32        # a power of two <= 256 (the kernel's reduction), about Lk: one warp at least
+    threads = 32   # a power of two <= 256 (the kernel's reduction) near Lk, one warp at least
     while threads < min(lk, 256):
         threads *= 2
     for r0, r1 in _row_blocks(batch, lq, lk, _BLOCK_ELEMENTS_GPU):

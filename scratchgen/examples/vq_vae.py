@@ -22,8 +22,8 @@ Measured on MNIST (seed 0, a shared 2-core CPU, 55-90 s per epoch):
         test normalised MSE     0.192  0.088  0.063  0.049  0.043  0.0403
         perplexity / dead codes 4/110   9/89  11/71  13/61  14/53  15.1/48
         PixelCNN prior on its codes, 20 epochs: 1.032 nats per code on the test maps with
-        --dropout 0.2, 1.041 without; 1.0327 for the epoch chosen on held-out training maps
-        (pixelcnn_prior.py)
+        --dropout 0.2, 1.041 without; 1.0262 with --refit (the epoch count chosen on
+        held-out training maps, then all maps fitted; pixelcnn_prior.py)
     run B, EMA codebook (the default), 15 epochs
         test normalised MSE 0.0333, perplexity 18.9, no dead codes
 

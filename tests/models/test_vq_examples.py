@@ -82,30 +82,39 @@ def test_vq_vae_then_its_prior(tmp_path):
     assert r["best_epoch"] == s["best_epoch"]
     assert r["test_nats_per_code"] == s["test_nats_per_code"]
 
-    # --refit: the held-out run above (written to OUT/select) chooses the epoch count, then
-    # all the training maps are fitted from the same start under the same 3-epoch schedule; that
-    # is exactly a run without --val-split stopped after the chosen epoch
+    # --refit: a held-out run (written to OUT/select) chooses the epoch count E, then all the
+    # training maps are fitted from the same start under the same 3-epoch cosine, stopped after
+    # E: exactly the run without --val-split stopped there
+    refit_args = [a for a in split_args if a != "--no-cosine"] + ["--epochs", "3", "--refit"]
+    plain_args = [a for a in refit_args if a not in ("--val-split", "0.2", "--refit")]
     refit_out, plain_out = tmp_path / "prior_refit", tmp_path / "prior_plain"
-    assert _example("pixelcnn_prior").main(split_args + ["--epochs", "3", "--refit",
-                                                         "--out", str(refit_out)]) == 0
-    plain_args = [a for a in split_args if a not in ("--val-split", "0.2")]
-    assert _example("pixelcnn_prior").main(plain_args + ["--epochs", "3",
-                                                         "--out", str(plain_out)]) == 0
-    chosen = json.loads((refit_out / "select" / "summary.json").read_text())
-    assert chosen["test_nats_per_code"] == s["test_nats_per_code"]   # the run above, again
-    f = json.loads((refit_out / "summary.json").read_text())
+    assert _example("pixelcnn_prior").main(refit_args + ["--out", str(refit_out)]) == 0
+    assert _example("pixelcnn_prior").main(plain_args + ["--out", str(plain_out)]) == 0
     plain = json.loads((plain_out / "summary.json").read_text())["epochs"]
-    assert f["refit_epochs"] == chosen["best_epoch"] == f["selection"]["best_epoch"]
-    assert [r["epoch"] for r in f["epochs"]] == list(range(1, chosen["best_epoch"] + 1))
-    assert [r["val_nats_per_code"] for r in f["epochs"]] == \
-        [r["val_nats_per_code"] for r in plain[:chosen["best_epoch"]]]
-    assert math.isclose(f["test_nats_per_code"], plain[chosen["best_epoch"] - 1]
-                        ["val_nats_per_code"], rel_tol=1e-6)
-    # a resumed refit does not redo the selection
-    mtime = (refit_out / "select" / "summary.json").stat().st_mtime_ns
-    assert _example("pixelcnn_prior").main(split_args + ["--epochs", "3", "--refit", "--resume",
-                                                         "--out", str(refit_out)]) == 0
-    assert (refit_out / "select" / "summary.json").stat().st_mtime_ns == mtime
+
+    def check_refit(out, chosen):
+        f = json.loads((out / "summary.json").read_text())
+        assert f["refit_epochs"] == chosen == f["selection"]["best_epoch"]
+        assert [r["epoch"] for r in f["epochs"]] == list(range(1, chosen + 1))
+        assert [r["val_nats_per_code"] for r in f["epochs"]] == \
+            [r["val_nats_per_code"] for r in plain[:chosen]]
+        assert math.isclose(f["test_nats_per_code"], plain[chosen - 1]["val_nats_per_code"],
+                            rel_tol=1e-6)
+
+    chosen = json.loads((refit_out / "select" / "summary.json").read_text())["best_epoch"]
+    check_refit(refit_out, chosen)
+    # a resumed refit reads the selection instead of redoing it: handed another epoch count,
+    # it stops there (so one of the two refits stops before the end of the schedule)
+    other = 1 if chosen != 1 else 2
+    forced = tmp_path / "prior_refit_forced"
+    (forced / "select").mkdir(parents=True)
+    selection = {"best_epoch": other, "heldout_nats_per_code": 1.0, "test_nats_per_code": 1.0}
+    (forced / "select" / "summary.json").write_text(json.dumps(selection))
+    assert _example("pixelcnn_prior").main(refit_args + ["--resume", "--out", str(forced)]) == 0
+    check_refit(forced, other)
+    (forced / "select" / "summary.json").write_text(json.dumps({**selection, "best_epoch": 5}))
+    with pytest.raises(ValueError, match=r"stop_after must be in 1\.\.3, got 5"):
+        _example("pixelcnn_prior").main(refit_args + ["--resume", "--out", str(forced)])
 
     # options that cannot work are refused by name, before any training
     for bad, message in ((["--val-split", "1.0"], "--val-split must be in"),
