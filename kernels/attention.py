@@ -32,7 +32,8 @@ is 0, its ``lse`` is ``-inf``, and it receives and passes on zero gradient.
 On the CPU the work is cut into tiles whose ``Lq x Lk`` scores stay below a fixed number of
 elements, so that the passes over them run in the cache: several whole sequences per tile when
 one score matrix fits, else blocks of query rows (rows of a softmax are independent, so
-tiling is exact).
+tiling is exact). The sequences of a batch are split across threads (``kernels.threads``): each
+thread owns its sequences' rows of the outputs and their dK, dV.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ import math
 import numpy as np
 
 from kernels import _cuda
+from kernels.threads import parallel_for
 
 # Score-tile budget (elements of S held at once). Every pass over a tile (max, subtract, exp,
 # sum, the products) streams it through the cache, so smaller tiles are faster until the
@@ -151,17 +153,22 @@ def _flat_bias(mask, batch, nb: int, lq: int, lk: int, dtype):
     return np.broadcast_to(bias, batch + (lq, lk)).reshape(nb, lq, lk)
 
 
-def _tiles(nb: int, lq: int, lk: int, budget: int):
-    """``(b0, b1, r0, r1)``: sequences b0:b1, query rows r0:r1, with at most ``budget`` scores
-    per tile. Whole sequences, several per tile, while one Lq x Lk score matrix fits (so the
-    products stay large and dK, dV are written once); otherwise blocks of query rows of one
-    sequence (rows of a softmax are independent, so blocking is exact)."""
+def _tiles(lo: int, hi: int, lq: int, lk: int, budget: int):
+    """``(b0, b1, r0, r1)``: sequences b0:b1 of lo:hi, query rows r0:r1, with at most
+    ``budget`` scores per tile. Whole sequences, several per tile, while one Lq x Lk score
+    matrix fits (so the products stay large and dK, dV are written once); otherwise blocks of
+    query rows of one sequence (rows of a softmax are independent, so blocking is exact)."""
     per_seq = max(1, lq * lk)
     if per_seq <= budget:
         step = budget // per_seq
-        return [(b0, min(b0 + step, nb), 0, lq) for b0 in range(0, nb, step)]
+        return [(b0, min(b0 + step, hi), 0, lq) for b0 in range(lo, hi, step)]
     rows = max(1, budget // max(lk, 1))
-    return [(b, b + 1, r0, min(r0 + rows, lq)) for b in range(nb) for r0 in range(0, lq, rows)]
+    return [(b, b + 1, r0, min(r0 + rows, lq)) for b in range(lo, hi) for r0 in range(0, lq, rows)]
+
+
+def _traffic(nb: int, lq: int, lk: int, dtype) -> int:
+    """Bytes of scores a pass over every sequence writes (for ``parallel_for``)."""
+    return nb * lq * lk * np.dtype(dtype).itemsize
 
 
 def _mask_tile(s, bias, causal: bool, b0: int, b1: int, r0: int, r1: int) -> None:
@@ -202,22 +209,25 @@ def attention_forward(q, k, v, mask=None, causal: bool = False, scale: float | N
     lse = np.empty((nb, lq), dtype=dtype)
     neg_inf = dtype.type(-np.inf)
     one = dtype.type(1)
-    for b0, b1, r0, r1 in _tiles(nb, lq, lk, _BLOCK_ELEMENTS_CPU):
-        s = np.matmul(qs[b0:b1, r0:r1], kt[b0:b1])             # S = scale * Q K^T
-        _mask_tile(s, bias, causal, b0, b1, r0, r1)            # -inf where not allowed
-        m = s.max(axis=-1, keepdims=True, initial=neg_inf)     # (Lk = 0 counts as all masked)
-        # A fully masked row has m = -inf; shifting by 0 instead makes exp(-inf - 0) = 0 rather
-        # than exp(-inf + inf) = NaN.
-        m[m == neg_inf] = 0
-        s -= m
-        p = np.exp(s, out=s)                      # unnormalised probabilities, entries <= 1
-        l = p.sum(axis=-1, keepdims=True)         # >= 1 unless the row is fully masked (0)
-        empty = l == 0
-        l_safe = np.where(empty, one, l)
-        # Normalising after P V divides an (Lq x dv) block instead of the (Lq x Lk) one.
-        o = np.matmul(p, vf[b0:b1], out=out[b0:b1, r0:r1])
-        o /= l_safe
-        lse[b0:b1, r0:r1] = np.where(empty, neg_inf, m + np.log(l_safe))[..., 0]
+    def sequences(lo: int, hi: int) -> None:
+        for b0, b1, r0, r1 in _tiles(lo, hi, lq, lk, _BLOCK_ELEMENTS_CPU):
+            s = np.matmul(qs[b0:b1, r0:r1], kt[b0:b1])             # S = scale * Q K^T
+            _mask_tile(s, bias, causal, b0, b1, r0, r1)            # -inf where not allowed
+            m = s.max(axis=-1, keepdims=True, initial=neg_inf)     # (Lk = 0: all masked)
+            # A fully masked row has m = -inf; shifting by 0 instead makes exp(-inf - 0) = 0
+            # rather than exp(-inf + inf) = NaN.
+            m[m == neg_inf] = 0
+            s -= m
+            p = np.exp(s, out=s)                  # unnormalised probabilities, entries <= 1
+            l = p.sum(axis=-1, keepdims=True)     # >= 1 unless the row is fully masked (0)
+            empty = l == 0
+            l_safe = np.where(empty, one, l)
+            # Normalising after P V divides an (Lq x dv) block instead of the (Lq x Lk) one.
+            o = np.matmul(p, vf[b0:b1], out=out[b0:b1, r0:r1])
+            o /= l_safe
+            lse[b0:b1, r0:r1] = np.where(empty, neg_inf, m + np.log(l_safe))[..., 0]
+
+    parallel_for(nb, sequences, _traffic(nb, lq, lk, dtype))
     return out.reshape(batch + out.shape[1:]), lse.reshape(batch + (lq,))
 
 
@@ -273,18 +283,21 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
     dq = np.empty(qs.shape, dtype=dtype)
     dk = np.zeros(ks.shape, dtype=dtype)
     dv = np.zeros((nb, lk, v.shape[-1]), dtype=dtype)
-    for b0, b1, r0, r1 in _tiles(nb, lq, lk, _BLOCK_ELEMENTS_CPU):
-        s = np.matmul(qa[b0:b1, r0:r1], kat[b0:b1])            # S - lse
-        # Mask before the exp, as in the forward pass: a masked score may exceed lse by any
-        # amount, and its exp could overflow.
-        _mask_tile(s, bias, causal, b0, b1, r0, r1)
-        p = np.exp(s, out=s)                                    # P = exp(S - lse), masked 0
-        do_t = do[b0:b1, r0:r1]
-        dv[b0:b1] += np.matmul(np.swapaxes(p, -1, -2), do_t)   # dV = P^T dO
-        dp = np.matmul(doa[b0:b1, r0:r1], vat[b0:b1])          # dP - D
-        ds = np.multiply(p, dp, out=dp)                         # dS = P * (dP - D)
-        np.matmul(ds, ks[b0:b1], out=dq[b0:b1, r0:r1])         # dQ = scale * dS K
-        dk[b0:b1] += np.matmul(np.swapaxes(ds, -1, -2), qs[b0:b1, r0:r1])  # dK = scale dS^T Q
+    def sequences(lo: int, hi: int) -> None:
+        for b0, b1, r0, r1 in _tiles(lo, hi, lq, lk, _BLOCK_ELEMENTS_CPU):
+            s = np.matmul(qa[b0:b1, r0:r1], kat[b0:b1])            # S - lse
+            # Mask before the exp, as in the forward pass: a masked score may exceed lse by
+            # any amount, and its exp could overflow.
+            _mask_tile(s, bias, causal, b0, b1, r0, r1)
+            p = np.exp(s, out=s)                                    # P = exp(S - lse)
+            do_t = do[b0:b1, r0:r1]
+            dv[b0:b1] += np.matmul(np.swapaxes(p, -1, -2), do_t)   # dV = P^T dO
+            dp = np.matmul(doa[b0:b1, r0:r1], vat[b0:b1])          # dP - D
+            ds = np.multiply(p, dp, out=dp)                         # dS = P * (dP - D)
+            np.matmul(ds, ks[b0:b1], out=dq[b0:b1, r0:r1])         # dQ = scale * dS K
+            dk[b0:b1] += np.matmul(np.swapaxes(ds, -1, -2), qs[b0:b1, r0:r1])  # scale dS^T Q
+
+    parallel_for(nb, sequences, 2 * _traffic(nb, lq, lk, dtype))
     return (_sum_to(dq.reshape(batch + q.shape[-2:]), q.shape),
             _sum_to(dk.reshape(batch + k.shape[-2:]), k.shape),
             _sum_to(dv.reshape(batch + v.shape[-2:]), v.shape))

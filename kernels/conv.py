@@ -65,13 +65,14 @@ transposes at the edges cost less than what they save.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import _cuda
+from .threads import parallel_for
 
 IntOr2 = int | tuple[int, int]
 Array = Any  # a numpy.ndarray, or a cupy.ndarray on the GPU
@@ -200,6 +201,10 @@ class _Geometry:
     ho: int
     wo: int
 
+    def batch(self, n: int) -> "_Geometry":
+        """The same convolution on ``n`` images (a slice of the batch)."""
+        return replace(self, n=n)
+
     @property
     def hp(self) -> int:
         return self.h + 2 * self.ph
@@ -306,15 +311,19 @@ def _chunks(g: _Geometry, itemsize: int) -> tuple[list[tuple[int, int]], int]:
     return [(lo, min(g.n, lo + step)) for lo in range(0, g.n, step)], step
 
 
-def _nhwc_to_nchw(src: np.ndarray, dst: np.ndarray) -> None:
-    """``dst[...] = src.transpose(0, 3, 1, 2)`` for src (n, h, w, c), a few rows at a time."""
+def _nhwc_to_nchw(src: np.ndarray, dst: np.ndarray, b: np.ndarray | None = None) -> None:
+    """``dst[...] = src.transpose(0, 3, 1, 2)`` (``+ b`` per channel, if given) for src
+    (n, h, w, c), a few rows at a time."""
     n, h, w, c = src.shape
     rows = max(1, _TRANSPOSE_BLOCK_BYTES // max(1, w * c * src.itemsize))
-    if rows >= h:
-        dst[...] = src.transpose(0, 3, 1, 2)
-        return
+    bias = None if b is None else b.reshape(c, 1, 1)
+
     for r0 in range(0, h, rows):
-        dst[:, :, r0 : r0 + rows] = src[:, r0 : r0 + rows].transpose(0, 3, 1, 2)
+        s = src[:, r0 : r0 + rows].transpose(0, 3, 1, 2)
+        if bias is None:
+            dst[:, :, r0 : r0 + rows] = s
+        else:
+            np.add(s, bias, out=dst[:, :, r0 : r0 + rows])
 
 
 def _weight_matrix(w: np.ndarray) -> np.ndarray:
@@ -415,8 +424,9 @@ def _nhwc_rows(gy: np.ndarray, g: _Geometry, out: np.ndarray) -> None:
 
 def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry,
                  cols: np.ndarray | None = None) -> np.ndarray:
-    """im2col + one product per batch chunk. Given ``cols`` (N*Ho*Wo, kh*kw*C), the whole
-    batch is one chunk and its im2col matrix is left there (for the weight gradient)."""
+    """im2col + one product per batch chunk, the batch split across threads
+    (``kernels.threads``). Given ``cols`` (N*Ho*Wo, kh*kw*C), the im2col matrix is left there
+    (for the weight gradient)."""
     y = np.empty((g.n, g.o, g.ho, g.wo), dtype=x.dtype)
     if y.size == 0:
         return y
@@ -424,6 +434,19 @@ def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry,
         y[...] = 0 if b is None else b.reshape(1, -1, 1, 1)
         return y
     wmat = _weight_matrix(w)
+    l = g.ho * g.wo
+
+    def images(lo: int, hi: int) -> None:
+        _forward_images(x[lo:hi], wmat, b, g.batch(hi - lo), y[lo:hi],
+                        None if cols is None else cols[lo * l : hi * l])
+
+    parallel_for(g.n, images, g.n * l * (g.k + g.o) * x.itemsize)
+    return y
+
+
+def _forward_images(x: np.ndarray, wmat: np.ndarray, b, g: _Geometry, y: np.ndarray,
+                    cols: np.ndarray | None) -> None:
+    """The forward pass of the images of ``x`` into ``y``, on the calling thread."""
     l = g.ho * g.wo
     if cols is None:
         chunks, step = _chunks(g, x.itemsize)
@@ -438,10 +461,7 @@ def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry,
         # (m, K) @ (K, O): wmat.T is a transposed view of a C-contiguous array, which BLAS
         # takes as it is (the 'T' flag of gemm), so nothing is copied.
         np.matmul(cols, wmat.T, out=ymat)
-        if b is not None:
-            ymat += b
-        _nhwc_to_nchw(ymat.reshape(hi - lo, g.ho, g.wo, g.o), y[lo:hi])
-    return y
+        _nhwc_to_nchw(ymat.reshape(hi - lo, g.ho, g.wo, g.o), y[lo:hi], b)
 
 
 def _subpixel(g: _Geometry) -> bool:
@@ -475,9 +495,23 @@ def _backward_input_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None) -> 
         gx[...] = 0 if b is None else b.reshape(1, -1, 1, 1)
         return gx
     if _subpixel(g):
-        _backward_input_subpixel_cpu(gy, w, g, gx, b)
-        return gx
-    wmat = _weight_matrix(w)
+        wsub = _subpixel_weight(w, g)
+
+        def images(lo: int, hi: int) -> None:
+            _backward_input_subpixel_cpu(gy[lo:hi], wsub, g.batch(hi - lo), gx[lo:hi], b)
+    else:
+        wmat = _weight_matrix(w)
+
+        def images(lo: int, hi: int) -> None:
+            _backward_input_col2im_cpu(gy[lo:hi], wmat, g.batch(hi - lo), gx[lo:hi], b)
+
+    parallel_for(g.n, images, g.n * g.ho * g.wo * (g.k + g.o) * gy.itemsize)
+    return gx
+
+
+def _backward_input_col2im_cpu(gy: np.ndarray, wmat: np.ndarray, g: _Geometry,
+                               gx: np.ndarray, b=None) -> None:
+    """col2im(G @ W) (+ b) for the images of ``gy`` into ``gx``, on the calling thread."""
     # The batch is cut in chunks so that the padded gradient and the row buffers stay small.
     per_image = (g.ho * g.wo * (g.o + g.sw * g.c) + g.hp * g.wp * g.c) * gy.itemsize
     step = max(1, min(g.n, _COLS_BUDGET_BYTES // max(1, per_image)))
@@ -488,7 +522,6 @@ def _backward_input_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None) -> 
         gmat = gmat_buf[: (hi - lo) * l]
         _nhwc_rows(gy[lo:hi], g, gmat)
         _col2im_cpu(gmat, wmat, g, gx[lo:hi], b)
-    return gx
 
 
 def _backward_input_stride1_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None):
@@ -559,8 +592,18 @@ class _Phases:
                        tuple(max(0, -(-(length - y) // s)) for y in y0))
 
 
-def _backward_input_subpixel_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, gx: np.ndarray,
-                                 b=None) -> None:
+def _subpixel_weight(w: np.ndarray, g: _Geometry) -> np.ndarray:
+    """The stacked sub-kernels of ``_backward_input_subpixel_cpu``: rows (ry, rx, c), columns
+    (a, b, o) in the order of its windows, tap (a, b) of phase (ry, rx) being w[o, c,
+    ry + s_h (T_h - 1 - a), rx + s_w (T_w - 1 - b)]."""
+    th, tw = g.kh // g.sh, g.kw // g.sw
+    w6 = w.reshape(g.o, g.c, th, g.sh, tw, g.sw)[:, :, ::-1, :, ::-1, :]  # (o, c, a, ry, b, rx)
+    return np.ascontiguousarray(w6.transpose(3, 5, 1, 2, 4, 0)).reshape(
+        g.sh * g.sw * g.c, th * tw * g.o)
+
+
+def _backward_input_subpixel_cpu(gy: np.ndarray, wsub: np.ndarray, g: _Geometry,
+                                 gx: np.ndarray, b=None) -> None:
     """Input gradient when the stride divides the kernel: a gather, one product for all phases.
 
     By the identity of ``_Phases`` (per axis), each of the s_h*s_w phases of gx -- the pixels
@@ -574,10 +617,6 @@ def _backward_input_subpixel_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, gx
     """
     ph_y, ph_x = _Phases.of(g.h, g.kh, g.sh, g.ph), _Phases.of(g.w, g.kw, g.sw, g.pw)
     th, tw = ph_y.taps, ph_x.taps
-    # the stacked sub-kernels: rows (ry, rx, c), columns (a, b, o) in the windows' order
-    w6 = w.reshape(g.o, g.c, th, g.sh, tw, g.sw)[:, :, ::-1, :, ::-1, :]  # (o, c, a, ry, b, rx)
-    wsub = np.ascontiguousarray(w6.transpose(3, 5, 1, 2, 4, 0)).reshape(
-        g.sh * g.sw * g.c, th * tw * g.o)
     rows_p, cols_p = ph_y.nq + th - 1, ph_x.nq + tw - 1
     per_image = rows_p * cols_p * g.o + ph_y.nq * ph_x.nq * (wsub.shape[0] + wsub.shape[1])
     step = max(1, min(g.n, _COLS_BUDGET_BYTES // max(1, per_image * gy.itemsize)))
@@ -632,26 +671,42 @@ def _forward_saving_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry):
 
 def _backward_weight_cpu(gy: np.ndarray, x: np.ndarray | None, g: _Geometry,
                          columns: Columns | None = None) -> np.ndarray:
-    gw_mat = np.zeros((g.o, g.k), dtype=gy.dtype)
-    if columns is not None:
-        gmat = np.empty((g.n * g.ho * g.wo, g.o), dtype=gy.dtype)
-        _nhwc_rows(gy, g, gmat)
-        np.matmul(gmat.T, columns.matrix, out=gw_mat)
-    elif g.n * g.ho * g.wo > 0 and g.k > 0:
-        chunks, step = _chunks(g, x.itemsize)
-        l = g.ho * g.wo
-        cols_buf = np.empty((step * l, g.k), dtype=x.dtype)
-        gmat_buf = np.empty((step * l, g.o), dtype=x.dtype)
-        part = np.empty_like(gw_mat) if len(chunks) > 1 else gw_mat
-        for lo, hi in chunks:
-            m = (hi - lo) * l
-            cols, gmat = cols_buf[:m], gmat_buf[:m]
-            _im2col_cpu(x[lo:hi], g, cols)
-            _nhwc_rows(gy[lo:hi], g, gmat)
-            np.matmul(gmat.T, cols, out=part)  # dL/dW = G^T @ cols
-            if part is not gw_mat:
-                gw_mat += part
+    """``G^T @ cols``, the batch split across threads, each slice's product summed."""
+    if g.n * g.ho * g.wo == 0 or g.k == 0:
+        return np.zeros((g.o, g.c, g.kh, g.kw), dtype=gy.dtype)
+    l = g.ho * g.wo
+
+    def images(lo: int, hi: int) -> np.ndarray:
+        if columns is not None:
+            gmat = np.empty(((hi - lo) * l, g.o), dtype=gy.dtype)
+            _nhwc_rows(gy[lo:hi], g.batch(hi - lo), gmat)
+            return np.matmul(gmat.T, columns.matrix[lo * l : hi * l])
+        return _backward_weight_images(gy[lo:hi], x[lo:hi], g.batch(hi - lo))
+
+    parts = parallel_for(g.n, images, g.n * l * (g.k + g.o) * gy.itemsize)
+    gw_mat = parts[0]
+    for part in parts[1:]:
+        gw_mat += part
     return np.ascontiguousarray(gw_mat.reshape(g.o, g.kh, g.kw, g.c).transpose(0, 3, 1, 2))
+
+
+def _backward_weight_images(gy: np.ndarray, x: np.ndarray, g: _Geometry) -> np.ndarray:
+    """``G^T @ im2col(x)`` (O, kh*kw*C) for the images of ``x``, on the calling thread."""
+    gw_mat = np.zeros((g.o, g.k), dtype=gy.dtype)
+    chunks, step = _chunks(g, x.itemsize)
+    l = g.ho * g.wo
+    cols_buf = np.empty((step * l, g.k), dtype=x.dtype)
+    gmat_buf = np.empty((step * l, g.o), dtype=x.dtype)
+    part = np.empty_like(gw_mat) if len(chunks) > 1 else gw_mat
+    for lo, hi in chunks:
+        m = (hi - lo) * l
+        cols, gmat = cols_buf[:m], gmat_buf[:m]
+        _im2col_cpu(x[lo:hi], g, cols)
+        _nhwc_rows(gy[lo:hi], g, gmat)
+        np.matmul(gmat.T, cols, out=part)  # dL/dW = G^T @ cols
+        if part is not gw_mat:
+            gw_mat += part
+    return gw_mat
 
 
 # --------------------------------------------------------------------------------------------

@@ -195,7 +195,7 @@ def test_tiles_give_the_same_result(monkeypatch, budget):
     out, lse = attention_forward(q, k, v, mask, causal=True)
     grads = attention_backward(dout, q, k, v, out, lse, mask, causal=True)
     monkeypatch.setattr(attention, "_BLOCK_ELEMENTS_CPU", budget)
-    assert len(attention._tiles(6, 13, 9, budget)) == {234: 3, 36: 24, 1: 78}[budget]
+    assert len(attention._tiles(0, 6, 13, 9, budget)) == {234: 3, 36: 24, 1: 78}[budget]
     out_b, lse_b = attention_forward(q, k, v, mask, causal=True)
     grads_b = attention_backward(dout, q, k, v, out_b, lse_b, mask, causal=True)
     np.testing.assert_allclose(out_b, out, rtol=1e-12)

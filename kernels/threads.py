@@ -1,0 +1,215 @@
+"""Splitting a kernel's batch across the CPU's cores.
+
+A convolution on the CPU is matrix products plus memory traffic: the im2col copy, col2im's
+adds, the NCHW <-> NHWC layout changes. BLAS runs the products on every core, but a NumPy copy
+or add runs on one; on a 2-core machine the copies are a third of a convolution's time, with
+the second core idle. Threading the copies alone does not pay: after each product BLAS's
+worker threads keep spinning on their cores for a while, waiting for the next one, and a copy
+thread started then has to share a core with them.
+
+What pays is *batch parallelism*, as in PyTorch's CPU kernels: the images of a batch are
+independent, so each of T threads runs the whole pipeline -- im2col, product, layout change --
+on its own slice of the batch, with BLAS held to one thread for that time. NumPy releases the
+GIL inside its copy, arithmetic and BLAS loops, so plain Python threads run them in parallel.
+``parallel_for(n, fn, nbytes)`` cuts ``range(n)`` into contiguous slices, calls ``fn(lo, hi)``
+for each (the calling thread takes the first) and returns their results in order. Each slice
+writes only its own part of the output, so no locks are needed; a reduction (a weight
+gradient summed over the batch) sums the returned partial results.
+
+Holding BLAS to one thread needs its thread-count functions (OpenBLAS, as in NumPy's wheels,
+or MKL), found among the process's loaded libraries. OpenBLAS's count is global, so while a
+kernel runs in parallel, BLAS calls from *other* threads of the program run on one thread too
+(never wrongly, only slower); the count is restored when the kernel returns. Where neither
+library is found the kernels run on the calling thread alone, with BLAS's own threads.
+
+The number of threads defaults to BLAS's own thread count (so ``OPENBLAS_NUM_THREADS=1``
+turns this off too); the environment variable ``SCRATCHGEN_NUM_THREADS`` or
+:func:`set_num_threads` changes it. Work smaller than ``_MIN_BYTES`` per thread stays on the
+calling thread: waking a thread costs tens of microseconds.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
+
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "blas_library"]
+
+R = TypeVar("R")
+
+# Below this much memory traffic per thread a slice is not worth a thread's wake-up.
+_MIN_BYTES = 256 << 10
+
+# (setter, getter) pairs of the BLAS libraries whose thread count can be set at run time:
+# OpenBLAS under its own name and under the names of NumPy's and SciPy's wheels, and MKL.
+_BLAS_THREAD_FUNCTIONS = [
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+    ("MKL_Set_Num_Threads", "MKL_Get_Max_Threads"),
+]
+
+
+class _Blas:
+    """The thread-count setter and getter of the BLAS that NumPy uses."""
+
+    def __init__(self, path: str, setter, getter) -> None:
+        self.path, self._set, self._get = path, setter, getter
+
+    def get(self) -> int:
+        return int(self._get())
+
+    def set(self, n: int) -> None:
+        self._set(int(n))
+
+
+def _loaded_libraries() -> list[str]:
+    """Paths of the shared libraries that may hold NumPy's BLAS: those mapped into this
+    process (Linux) and those shipped beside NumPy (its wheels put OpenBLAS there)."""
+    paths: list[str] = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                if len(fields) >= 6 and ("blas" in fields[5] or "mkl" in fields[5]):
+                    paths.append(fields[5])
+    except OSError:
+        pass
+    try:
+        import numpy
+
+        root = os.path.dirname(os.path.dirname(numpy.__file__))
+        for folder in ("numpy.libs", os.path.join("numpy", ".dylibs")):
+            paths += glob.glob(os.path.join(root, folder, "*blas*"))
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    return list(dict.fromkeys(paths))
+
+
+def _find_blas() -> _Blas | None:
+    for path in _loaded_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _BLAS_THREAD_FUNCTIONS:
+            setter, getter = getattr(lib, set_name, None), getattr(lib, get_name, None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                return _Blas(path, setter, getter)
+    return None
+
+
+_blas = _find_blas()
+
+
+def blas_library() -> str | None:
+    """Path of the BLAS library whose thread count the kernels control, or None."""
+    return None if _blas is None else _blas.path
+
+
+def _default_threads() -> int:
+    env = os.environ.get("SCRATCHGEN_NUM_THREADS")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"SCRATCHGEN_NUM_THREADS must be a positive integer, got {env!r}")
+        return value
+    return 1 if _blas is None else max(1, _blas.get())
+
+
+_num_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_key: tuple[int, int] | None = None  # (process id, workers): a forked child starts anew
+_pool_lock = threading.Lock()
+_blas_lock = threading.Lock()  # one parallel kernel at a time changes the BLAS thread count
+_inside = threading.local()  # set while a thread runs a slice: nested calls run serially
+
+
+def get_num_threads() -> int:
+    """How many threads a kernel's batch is split across."""
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Split the kernels' batches across ``n`` threads (1: run on the calling thread)."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    _num_threads = n
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_key
+    key = (os.getpid(), workers)
+    with _pool_lock:
+        if _pool_key != key:
+            if _pool is not None and _pool_key is not None and _pool_key[0] == key[0]:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="scratchgen-kernels")
+            _pool_key = key
+        return _pool
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    if _blas is None:
+        yield
+        return
+    with _blas_lock:
+        old = _blas.get()
+        _blas.set(1)
+        try:
+            yield
+        finally:
+            _blas.set(old)
+
+
+def _run_slice(fn: Callable[[int, int], R], lo: int, hi: int) -> R:
+    _inside.active = True
+    try:
+        return fn(lo, hi)
+    finally:
+        _inside.active = False
+
+
+def parallel_for(n: int, fn: Callable[[int, int], R], nbytes: int) -> list[R]:
+    """``[fn(lo, hi) for each slice]`` over contiguous slices that cover ``range(n)``, run in
+    parallel threads with BLAS on one thread each.
+
+    ``nbytes`` is the memory the whole loop moves; it decides how many threads are worth
+    waking (at least ``_MIN_BYTES`` each). Called from inside a slice, it runs serially.
+    ``fn`` must write only to what its slice owns. The first exception raised by a slice is
+    re-raised once every slice has finished.
+    """
+    parts = min(n, _num_threads, max(1, nbytes // _MIN_BYTES))
+    if parts <= 1 or getattr(_inside, "active", False):
+        return [fn(0, n)] if n > 0 else []
+    bounds = [n * i // parts for i in range(parts + 1)]
+    with _one_blas_thread():
+        pool = _executor(_num_threads - 1)
+        futures = [pool.submit(_run_slice, fn, bounds[i], bounds[i + 1])
+                   for i in range(1, parts)]
+        results: list = [None] * parts
+        error: BaseException | None = None
+        try:
+            results[0] = _run_slice(fn, bounds[0], bounds[1])
+        except BaseException as e:  # noqa: BLE001 - re-raised once the other slices are done
+            error = e
+        for i, future in enumerate(futures, start=1):
+            try:
+                results[i] = future.result()
+            except BaseException as e:  # noqa: BLE001
+                error = error or e
+    if error is not None:
+        raise error
+    return results

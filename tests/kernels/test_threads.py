@@ -1,0 +1,180 @@
+"""Batch parallelism: parallel_for's contract, and every threaded kernel against its serial run."""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from kernels import attention as A
+from kernels import conv as K
+from kernels import threads
+
+
+@pytest.fixture
+def three_threads(monkeypatch):
+    """Three threads, and no size too small to split (so tiny shapes take the threaded path)."""
+    monkeypatch.setattr(threads, "_MIN_BYTES", 1)
+    monkeypatch.setattr(threads, "_num_threads", 3)
+
+
+@pytest.fixture
+def serial(monkeypatch):
+    def run_serially():
+        monkeypatch.setattr(threads, "_num_threads", 1)
+    return run_serially
+
+
+def test_slices_cover_the_range_once_in_order(three_threads):
+    seen, names = [], set()
+    together = threading.Barrier(3, timeout=10)  # the three slices run at the same time
+
+    def fn(lo, hi):
+        seen.append((lo, hi))
+        names.add(threading.current_thread().name)
+        together.wait()
+        return list(range(lo, hi))
+
+    results = threads.parallel_for(10, fn, nbytes=10)
+    assert [i for r in results for i in r] == list(range(10))
+    assert sorted(seen) == [(0, 3), (3, 6), (6, 10)]
+    assert len(names) == 3 and threading.current_thread().name in names
+    assert threads.parallel_for(0, list, nbytes=10) == []
+    pair = threads.parallel_for(2, lambda lo, hi: list(range(lo, hi)), nbytes=10)
+    assert pair == [[0], [1]]  # never more slices than items
+
+
+def test_small_work_stays_on_the_calling_thread(monkeypatch):
+    monkeypatch.setattr(threads, "_num_threads", 4)
+    calls = []
+    threads.parallel_for(100, lambda lo, hi: calls.append((lo, hi)), nbytes=threads._MIN_BYTES)
+    assert calls == [(0, 100)]
+    calls.clear()
+    threads.parallel_for(100, lambda lo, hi: calls.append((lo, hi)), nbytes=3 * threads._MIN_BYTES)
+    assert sorted(calls) == [(0, 33), (33, 66), (66, 100)]
+
+
+def test_a_nested_call_runs_serially(three_threads):
+    inner = []
+
+    def outer(lo, hi):
+        threads.parallel_for(hi - lo, lambda a, b: inner.append((lo, a, b)), nbytes=100)
+
+    threads.parallel_for(9, outer, nbytes=100)
+    assert sorted(inner) == [(0, 0, 3), (3, 0, 3), (6, 0, 3)]
+
+
+def test_an_error_in_a_slice_is_raised_after_all_slices_finish(three_threads):
+    done = []
+
+    def fn(lo, hi):
+        if lo == 3:
+            raise KeyError("slice 3:6")
+        done.append(lo)
+
+    with pytest.raises(KeyError, match="slice 3:6"):
+        threads.parallel_for(9, fn, nbytes=100)
+    assert sorted(done) == [0, 6]
+    assert threads.parallel_for(3, lambda lo, hi: hi - lo, nbytes=100) == [1, 1, 1]  # still works
+
+
+@pytest.mark.skipif(threads._blas is None, reason="no BLAS whose thread count can be set found")
+def test_blas_runs_on_one_thread_inside_and_is_restored(three_threads):
+    before = threads._blas.get()
+    inside = threads.parallel_for(3, lambda lo, hi: threads._blas.get(), nbytes=100)
+    assert inside == [1, 1, 1]
+    assert threads._blas.get() == before
+    with pytest.raises(ZeroDivisionError):
+        threads.parallel_for(3, lambda lo, hi: 1 // 0, nbytes=100)
+    assert threads._blas.get() == before
+
+
+def test_the_default_follows_blas_and_the_environment(monkeypatch):
+    monkeypatch.setenv("SCRATCHGEN_NUM_THREADS", "5")
+    assert threads._default_threads() == 5
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("SCRATCHGEN_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match=f"SCRATCHGEN_NUM_THREADS.*{bad!r}"):
+            threads._default_threads()
+    monkeypatch.delenv("SCRATCHGEN_NUM_THREADS")
+    expected = 1 if threads._blas is None else threads._blas.get()
+    assert threads._default_threads() == expected
+
+
+def test_set_num_threads(monkeypatch):
+    monkeypatch.setattr(threads, "_num_threads", threads._num_threads)
+    threads.set_num_threads(2)
+    assert threads.get_num_threads() == 2
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="positive int"):
+            threads.set_num_threads(bad)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_threads(three_threads):
+    threads.parallel_for(3, lambda lo, hi: None, nbytes=100)  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            together = threading.Barrier(3, timeout=10)
+
+            def fn(lo, hi):
+                together.wait()
+                return threading.current_thread().name
+
+            os._exit(0 if len(set(threads.parallel_for(3, fn, nbytes=100))) == 3 else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the threaded kernels give the serial results
+# ---------------------------------------------------------------------------------------------
+
+
+def _conv_cases():
+    # (x shape, w shape, stride, padding): stride 1 (flipped-kernel input gradient), k=4 s=2
+    # (phases), k=3 s=2 (col2im), each with a batch that does not split evenly
+    return [((7, 3, 9, 9), (5, 3, 3, 3), 1, 1), ((7, 64, 8, 8), (6, 64, 4, 4), 2, 1),
+            ((7, 4, 9, 8), (5, 4, 3, 3), 2, 1)]
+
+
+@pytest.mark.parametrize("case", _conv_cases(), ids=["stride1", "phases", "col2im"])
+def test_threaded_convolution_equals_serial(three_threads, serial, case):
+    x_shape, w_shape, s, p = case
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b, bt = rng.standard_normal(w_shape[0]), rng.standard_normal(w_shape[1])
+    gy = rng.standard_normal(K.conv2d_forward(x, w, b, s, p).shape)
+
+    def run():
+        y, cols = K.conv2d_forward_with_columns(x, w, b, s, p)
+        return [K.conv2d_forward(x, w, b, s, p), y, cols.matrix,
+                K.conv2d_backward_input(gy, w, x.shape, s, p),
+                K.conv2d_backward_weight(gy, x, w.shape, s, p),
+                K.conv2d_backward_weight(gy, x, w.shape, s, p, columns=cols),
+                K.conv_transpose2d_forward(gy, w, bt, s, p)]
+
+    results = run()
+    serial()
+    expected = run()
+    for got, want in zip(results, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_threaded_attention_equals_serial(three_threads, serial):
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.standard_normal((5, 2, 11, 4)), rng.standard_normal((1, 2, 7, 4)),
+               rng.standard_normal((5, 2, 7, 3)))
+    mask = rng.random((5, 1, 11, 7)) < 0.7
+    dout = rng.standard_normal((5, 2, 11, 3))
+    out, lse = A.attention_forward(q, k, v, mask, causal=True)
+    grads = A.attention_backward(dout, q, k, v, out, lse, mask, causal=True)
+    serial()
+    out1, lse1 = A.attention_forward(q, k, v, mask, causal=True)
+    grads1 = A.attention_backward(dout, q, k, v, out1, lse1, mask, causal=True)
+    for got, want in zip((out, lse) + grads, (out1, lse1) + grads1):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
