@@ -72,6 +72,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import _cuda
+from . import threads
 from .threads import parallel_for
 
 IntOr2 = int | tuple[int, int]
@@ -813,8 +814,7 @@ def _pointwise(g: _Geometry) -> bool:
 
 def _forward(x, w, b, g: _Geometry):
     if _pointwise(g):
-        xp = _cuda.get_array_module(x)
-        y = xp.matmul(w.reshape(g.o, g.c), x.reshape(g.n, g.c, g.h * g.w))
+        y = threads.matmul(w.reshape(g.o, g.c), x.reshape(g.n, g.c, g.h * g.w))
         if b is not None:
             y += b.reshape(1, g.o, 1)
         return y.reshape(g.n, g.o, g.h, g.w)
@@ -825,8 +825,7 @@ def _forward(x, w, b, g: _Geometry):
 
 def _backward_input(gy, w, g: _Geometry, b=None):
     if _pointwise(g):  # gx[n] = W^T gy[n]
-        xp = _cuda.get_array_module(gy)
-        gx = xp.matmul(w.reshape(g.o, g.c).T, gy.reshape(g.n, g.o, g.h * g.w))
+        gx = threads.matmul(w.reshape(g.o, g.c).T, gy.reshape(g.n, g.o, g.h * g.w))
         if b is not None:
             gx += b.reshape(1, g.c, 1)
         return gx.reshape(g.n, g.c, g.h, g.w)
@@ -841,11 +840,17 @@ def _backward_input(gy, w, g: _Geometry, b=None):
 def _backward_weight(gy, x, g: _Geometry, columns: Columns | None = None):
     if columns is not None:
         return _backward_weight_cpu(gy, None, g, columns)
-    if _pointwise(g):  # gw = sum_n gy[n] x[n]^T, one product over the (n, pixel) pairs
+    if _pointwise(g):  # gw = sum_n gy[n] x[n]^T, a product over the (n, pixel) pairs
         xp = _cuda.get_array_module(x)
-        gw = xp.tensordot(gy.reshape(g.n, g.o, g.h * g.w), x.reshape(g.n, g.c, g.h * g.w),
-                          axes=([0, 2], [0, 2]))
-        return gw.reshape(g.o, g.c, 1, 1)
+        gy3, x3 = gy.reshape(g.n, g.o, g.h * g.w), x.reshape(g.n, g.c, g.h * g.w)
+
+        def images(lo: int, hi: int):
+            return xp.tensordot(gy3[lo:hi], x3[lo:hi], axes=([0, 2], [0, 2]))
+
+        if _cuda.is_cupy_array(x) or g.n == 0:
+            return images(0, g.n).reshape(g.o, g.c, 1, 1)
+        parts = parallel_for(g.n, images, 4 * (gy.nbytes + x.nbytes))
+        return sum(parts[1:], parts[0]).reshape(g.o, g.c, 1, 1)
     if _cuda.is_cupy_array(x):
         return _backward_weight_cuda(gy, x, g)
     return _backward_weight_cpu(gy, x, g)

@@ -1,6 +1,8 @@
 """Matrix products."""
 from __future__ import annotations
 
+from kernels import threads as _threads
+
 from scratchgen.autograd import Function, Tensor
 from scratchgen.functional.registry import register
 from scratchgen.functional.shape import permute, reshape, sum_to, sum_to_array
@@ -21,7 +23,7 @@ class MatMul(Function):
     """
 
     def forward(self, a, b):
-        return a @ b
+        return _threads.matmul(a, b)
 
     def backward(self, g):
         a, b = self.inputs
@@ -33,8 +35,8 @@ class MatMul(Function):
     def backward_arrays(self, g):
         a, b = self.inputs[0].data, self.inputs[1].data
         need_a, need_b = self.needs_input_grad
-        ga = sum_to_array(g @ b.swapaxes(-1, -2), a.shape) if need_a else None
-        gb = sum_to_array(a.swapaxes(-1, -2) @ g, b.shape) if need_b else None
+        ga = sum_to_array(_threads.matmul(g, b.swapaxes(-1, -2)), a.shape) if need_a else None
+        gb = sum_to_array(_threads.matmul(a.swapaxes(-1, -2), g), b.shape) if need_b else None
         return ga, gb
 
 
@@ -67,7 +69,7 @@ class Linear(Function):
     """
 
     def forward(self, x, w, b=None):
-        y = x @ w.T
+        y = _threads.matmul(x, w.T)
         if b is not None:
             y += b  # y is a fresh array: adding in place saves one pass over it
         return y
@@ -88,10 +90,10 @@ class Linear(Function):
     def backward_arrays(self, g):
         x, w = self.inputs[0].data, self.inputs[1].data
         need = self.needs_input_grad
-        gx = g @ w if need[0] else None
+        gx = _threads.matmul(g, w) if need[0] else None
         gw = None
         if need[1]:
-            gw = g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+            gw = _threads.matmul(g.reshape(-1, g.shape[-1]).T, x.reshape(-1, x.shape[-1]))
         if len(self.inputs) == 2:
             return gx, gw
         gb = g.reshape(-1, g.shape[-1]).sum(axis=0) if need[2] else None

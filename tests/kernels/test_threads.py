@@ -178,3 +178,32 @@ def test_threaded_attention_equals_serial(three_threads, serial):
     grads1 = A.attention_backward(dout, q, k, v, out1, lse1, mask, causal=True)
     for got, want in zip((out, lse) + grads, (out1, lse1) + grads1):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shapes", [((7, 5), (5, 3)), ((4, 1, 6, 5), (3, 5, 2)), ((5,), (5, 4)),
+                                    ((6, 5), (5,)), ((0, 5), (5, 3)), ((2, 0, 4), (4, 3))])
+@pytest.mark.parametrize("recent", [True, False], ids=["kernel-threads", "blas-threads"])
+def test_matmul_equals_numpy(three_threads, monkeypatch, shapes, recent):
+    """On the kernels' threads (a parallel kernel ran just now) and on BLAS's: numpy.matmul,
+    broadcasting and 1-D operands included."""
+    monkeypatch.setattr(threads, "_last_parallel",
+                        threads.time.monotonic() + (0 if recent else -10 * threads._SPIN_SECONDS))
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1])
+    got, want = threads.matmul(a, b), np.matmul(a, b)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_matmul_splits_only_while_kernel_threads_are_in_use(three_threads, monkeypatch):
+    calls = []
+    real = threads.parallel_for
+    monkeypatch.setattr(threads, "parallel_for", lambda n, fn, nbytes: calls.append(n) or real(
+        n, fn, nbytes))
+    a, b = np.ones((9, 4)), np.ones((4, 2))
+    monkeypatch.setattr(threads, "_last_parallel", -float("inf"))
+    threads.matmul(a, b)
+    assert calls == []
+    real(3, lambda lo, hi: None, nbytes=100)  # a parallel kernel runs
+    threads.matmul(a, b)
+    assert calls == [9]
