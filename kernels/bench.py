@@ -106,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     roof_size = args.roof or (1024 if args.device == "cpu" else 4096)
     roof, n_roof = _matmul_roof(xp, dtype, measure, roof_size)
     n = args.batch
-    print(f"device {args.device}, dtype {dtype}, batch {n}, {args.stat} of {args.repeat} runs")
+    where = f"device {args.device}"
+    if args.device == "cpu":
+        from . import threads
+
+        where += f" ({threads.get_num_threads()} kernel threads: SCRATCHGEN_NUM_THREADS)"
+    print(f"{where}, dtype {dtype}, batch {n}, {args.stat} of {args.repeat} runs")
     print(f"roof: {n_roof}x{n_roof} @ {n_roof}x{n_roof} matmul = {roof:.1f} GFLOP/s")
     print()
     head = (f"{'layer':<16} {'input -> output':<24} {'backward':<12} {'fwd ms':>9} "

@@ -62,6 +62,14 @@ receptive field (kh, kw, C) is made of kh runs of kw*C contiguous numbers, so th
 and the col2im adds move long contiguous runs instead of kw-long scraps, and the product
 ``cols @ W^T`` directly yields NHWC output rows. Measured on a 2-core machine, the NCHW<->NHWC
 transposes at the edges cost less than what they save.
+
+Threads (CPU)
+-------------
+The images of a batch are independent, so every pass splits the batch across threads
+(``kernels.threads.parallel_for``), and each thread runs the whole pipeline -- im2col,
+product, layout change -- on its slice with BLAS held to one thread; the weight gradient sums
+the slices' products. The copies then use every core, not just the products: on 2 cores,
+64 -> 128 channels at 16x16 (batch 64, k=4, s=2) forward + backward went from 16.6 to 14.3 ms.
 """
 from __future__ import annotations
 
