@@ -18,9 +18,14 @@ gradient summed over the batch) sums the returned partial results.
 
 Holding BLAS to one thread needs its thread-count functions (OpenBLAS, as in NumPy's wheels,
 or MKL), found among the process's loaded libraries. OpenBLAS's count is global, so while a
-kernel runs in parallel, BLAS calls from *other* threads of the program run on one thread too
-(never wrongly, only slower); the count is restored when the kernel returns. Where neither
-library is found the kernels run on the calling thread alone, with BLAS's own threads.
+kernel runs, BLAS calls from *other* threads of the program run on one thread too (never
+wrongly, only slower); the count is restored when the last running kernel returns. Where
+neither library is found the kernels run on the calling thread alone, with BLAS's own threads.
+A layer's plain matrix product (``matmul``) runs on BLAS's threads, except while the kernels'
+threads are in use (see there why).
+
+Measured on 2 cores (batch 64, ``python -m kernels.bench``): a 64 -> 128 channel convolution
+at 16x16, forward + backward, 18.6 -> 15.5 ms; SAGAN's attention 29.5 -> 15.4 ms.
 
 The number of threads defaults to BLAS's own thread count (so ``OPENBLAS_NUM_THREADS=1``
 turns this off too); the environment variable ``SCRATCHGEN_NUM_THREADS`` or
