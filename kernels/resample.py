@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _cuda
+from kernels import _cuda, threads
 
 Size = int | tuple[int, int]
 
@@ -238,8 +238,8 @@ def upsample_bilinear2d(x, size: Size, align_corners: bool = False):
         return _bilinear_cuda(x, None, (h, w), (oh, ow), rh, rw)
     if _use_dense(x, h, w):
         a_h, a_w = _interp_matrix(h, rh), _interp_matrix(w, rw)
-        t = (x.reshape(-1, w) @ a_w.T).reshape(x.shape[:-1] + (ow,))       # X A_w^T
-        return a_h @ t                                                      # A_h X A_w^T
+        t = threads.matmul(x.reshape(-1, w), a_w.T).reshape(x.shape[:-1] + (ow,))  # X A_w^T
+        return threads.matmul(a_h, t)                                       # A_h X A_w^T
     i0, i1, w0, w1 = rw
     t = np.take(x, i0, axis=-1) * w0 + np.take(x, i1, axis=-1) * w1            # (..., H, W_out)
     i0, i1, w0, w1 = rh
@@ -265,8 +265,8 @@ def upsample_bilinear2d_backward(gy, in_size: Size, align_corners: bool = False)
         return _bilinear_cuda(None, gy, (h, w), (oh, ow), rh, rw)
     if _use_dense(gy, h, w):
         a_h, a_w = _interp_matrix(h, rh), _interp_matrix(w, rw)
-        gt = a_h.T @ gy                                                     # A_h^T G_Y
-        return (gt.reshape(-1, ow) @ a_w).reshape(gt.shape[:-1] + (w,))     # A_h^T G_Y A_w
+        gt = threads.matmul(a_h.T, gy)                                      # A_h^T G_Y
+        return threads.matmul(gt.reshape(-1, ow), a_w).reshape(gt.shape[:-1] + (w,))
     i0, i1, w0, w1 = rh
     gt = (_segment_sum(gy * _row_weights(w0, 1), i0, h, axis=-2)
           + _segment_sum(gy * _row_weights(w1, 1), i1, h, axis=-2))        # (..., H, W_out)

@@ -251,30 +251,31 @@ def matmul(a, b):
     kernel started meanwhile shares its cores with them: a convolutional VAE's epoch took
     40.6 s that way instead of 29.5 s. So while the kernels' own threads are in use (a
     parallel kernel ran in the last ``_SPIN_SECONDS``), the product is split across them too,
-    with BLAS on one thread: over the leading batch axis of the result when there is one,
-    else over the rows of ``a``.
+    with BLAS on one thread: over the first batch axis of the result when it has more than
+    one entry, else over the rows of ``a``.
     """
     if _cuda.is_cupy_array(a) or _cuda.is_cupy_array(b):
         return a @ b
     if _num_threads <= 1 or time.monotonic() - _last_parallel > _SPIN_SECONDS:
         return np.matmul(a, b)
-
-    if a.ndim < 2 or b.ndim < 2:
-        return np.matmul(a, b)
+    if a.ndim < 2 or b.ndim < 2:  # a vector: too small to split, still on one BLAS thread
+        return parallel_for(1, lambda lo, hi: np.matmul(a, b), nbytes=0)[0]
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    shape = batch + (a.shape[-2], b.shape[-1])
-    out = np.empty(shape, dtype=np.result_type(a, b))
-    if batch:
-        a_b = np.broadcast_to(a, batch + a.shape[-2:])
-        b_b = np.broadcast_to(b, batch + b.shape[-2:])
+    out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
+    a_b = np.broadcast_to(a, batch + a.shape[-2:])
+    b_b = np.broadcast_to(b, batch + b.shape[-2:])
+    if batch and batch[0] > 1:  # split the first batch axis
+        n = batch[0]
 
         def rows(lo: int, hi: int) -> None:
             np.matmul(a_b[lo:hi], b_b[lo:hi], out=out[lo:hi])
-    else:
+    else:  # split the rows of a
+        n = a.shape[-2]
+
         def rows(lo: int, hi: int) -> None:
-            np.matmul(a[lo:hi], b, out=out[lo:hi])
+            np.matmul(a_b[..., lo:hi, :], b_b, out=out[..., lo:hi, :])
 
     # parallel_for sizes work in bytes moved; a product takes 2 M N K flops, and one core does
     # about 16 of them in the time it moves a byte.
-    parallel_for(out.shape[0], rows, 2 * out.size * a.shape[-1] // 16)
+    parallel_for(n, rows, 2 * out.size * a.shape[-1] // 16)
     return out

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy
 
+from kernels import threads as _threads
+
 import scratchgen.functional as F
 import scratchgen.nn as nn
 from scratchgen import backend
@@ -152,7 +154,7 @@ class VectorQuantizer(nn.Module):
         self.ema_steps.data = self.ema_steps.data + 1
         debias = 1.0 - g ** float(self.ema_steps.data)
         if self.ema:
-            s_i = onehot.T @ z                                            # sums (K, D)
+            s_i = _threads.matmul(onehot.T, z)                            # sums (K, D)
             self.ema_sum.data = g * self.ema_sum.data + (1.0 - g) * s_i
             big_n = self.ema_count.data / debias
             m = self.ema_sum.data / debias

@@ -181,7 +181,8 @@ def test_threaded_attention_equals_serial(three_threads, serial):
 
 
 @pytest.mark.parametrize("shapes", [((7, 5), (5, 3)), ((4, 1, 6, 5), (3, 5, 2)), ((5,), (5, 4)),
-                                    ((6, 5), (5,)), ((0, 5), (5, 3)), ((2, 0, 4), (4, 3))])
+                                    ((6, 5), (5,)), ((0, 5), (5, 3)), ((2, 0, 4), (4, 3)),
+                                    ((1, 3, 7, 5), (5, 2)), ((3, 5), (1, 2, 5, 4))])
 @pytest.mark.parametrize("recent", [True, False], ids=["kernel-threads", "blas-threads"])
 def test_matmul_equals_numpy(three_threads, monkeypatch, shapes, recent):
     """On the kernels' threads (a parallel kernel ran just now) and on BLAS's: numpy.matmul,
@@ -206,4 +207,6 @@ def test_matmul_splits_only_while_kernel_threads_are_in_use(three_threads, monke
     assert calls == []
     real(3, lambda lo, hi: None, nbytes=100)  # a parallel kernel runs
     threads.matmul(a, b)
-    assert calls == [9]
+    threads.matmul(np.ones((1, 6, 4)), b)  # one batch entry: its rows are split
+    threads.matmul(np.ones((5, 6, 4)), b)  # else the batch
+    assert calls == [9, 6, 5]

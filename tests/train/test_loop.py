@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pathlib
 import signal
 
 import numpy as np
@@ -30,7 +31,7 @@ def _records(path, every=4):
     """The log's records at multiples of ``every`` (a session that stops elsewhere also
     reports its last, partial window), without the wall-clock times."""
     out = []
-    for line in open(path):
+    for line in pathlib.Path(path).read_text().splitlines():
         rec = json.loads(line)
         rec.pop("time")
         if rec["step"] % every == 0:
