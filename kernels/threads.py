@@ -204,7 +204,6 @@ def _run_slice(fn: Callable[[int, int], R], lo: int, hi: int) -> R:
 
 
 def parallel_for(n: int, fn: Callable[[int, int], R], nbytes: int) -> list[R]:
-    global _last_parallel
     """``[fn(lo, hi) for each slice]`` over contiguous slices that cover ``range(n)``, run in
     parallel threads with BLAS on one thread.
 
@@ -214,8 +213,16 @@ def parallel_for(n: int, fn: Callable[[int, int], R], nbytes: int) -> list[R]:
     spinning on the cores the next kernel's threads need). With one thread configured
     (``set_num_threads(1)``), ``fn(0, n)`` simply runs, BLAS untouched. Called from inside a
     slice, it runs serially. ``fn`` must write only to what its slice owns. The first
-    exception raised by a slice is re-raised once every slice has finished.
+    exception raised by a slice is re-raised once every slice has finished. A run on several
+    threads marks the kernels' threads as in use (see :func:`matmul`).
     """
+    return _split(n, fn, nbytes, kernel=True)
+
+
+def _split(n: int, fn: Callable[[int, int], R], nbytes: int, kernel: bool) -> list[R]:
+    """:func:`parallel_for`; ``kernel``: whether a run on several threads marks the kernels'
+    threads as in use for :func:`matmul` (its own splits do not)."""
+    global _last_parallel
     if _num_threads <= 1 or getattr(_inside, "active", False):
         return [fn(0, n)] if n > 0 else []
     parts = min(n, _num_threads, max(1, nbytes // _MIN_BYTES))
@@ -237,7 +244,8 @@ def parallel_for(n: int, fn: Callable[[int, int], R], nbytes: int) -> list[R]:
                 results[i] = future.result()
             except BaseException as e:  # noqa: BLE001
                 error = error or e
-        _last_parallel = time.monotonic()
+        if kernel:
+            _last_parallel = time.monotonic()
     if error is not None:
         raise error
     return results
@@ -252,14 +260,15 @@ def matmul(a, b):
     40.6 s that way instead of 29.5 s. So while the kernels' own threads are in use (a
     parallel kernel ran in the last ``_SPIN_SECONDS``), the product is split across them too,
     with BLAS on one thread: over the first batch axis of the result when it has more than
-    one entry, else over the rows of ``a``.
+    one entry, else over the rows of ``a``. (Such a split does not itself count as the
+    kernels' threads being in use: a model without convolutions returns to BLAS's threads.)
     """
     if _cuda.is_cupy_array(a) or _cuda.is_cupy_array(b):
         return a @ b
     if _num_threads <= 1 or time.monotonic() - _last_parallel > _SPIN_SECONDS:
         return np.matmul(a, b)
     if a.ndim < 2 or b.ndim < 2:  # a vector: too small to split, still on one BLAS thread
-        return parallel_for(1, lambda lo, hi: np.matmul(a, b), nbytes=0)[0]
+        return _split(1, lambda lo, hi: np.matmul(a, b), 0, kernel=False)[0]
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
     a_b = np.broadcast_to(a, batch + a.shape[-2:])
@@ -277,5 +286,5 @@ def matmul(a, b):
 
     # parallel_for sizes work in bytes moved; a product takes 2 M N K flops, and one core does
     # about 16 of them in the time it moves a byte.
-    parallel_for(n, rows, 2 * out.size * a.shape[-1] // 16)
+    _split(n, rows, 2 * out.size * a.shape[-1] // 16, kernel=False)
     return out

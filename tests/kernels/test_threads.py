@@ -198,15 +198,22 @@ def test_matmul_equals_numpy(three_threads, monkeypatch, shapes, recent):
 
 def test_matmul_splits_only_while_kernel_threads_are_in_use(three_threads, monkeypatch):
     calls = []
-    real = threads.parallel_for
-    monkeypatch.setattr(threads, "parallel_for", lambda n, fn, nbytes: calls.append(n) or real(
-        n, fn, nbytes))
+    real = threads._split
+    monkeypatch.setattr(threads, "_split", lambda n, fn, nbytes, kernel: calls.append(
+        (n, kernel)) or real(n, fn, nbytes, kernel))
     a, b = np.ones((9, 4)), np.ones((4, 2))
     monkeypatch.setattr(threads, "_last_parallel", -float("inf"))
     threads.matmul(a, b)
     assert calls == []
-    real(3, lambda lo, hi: None, nbytes=100)  # a parallel kernel runs
+    threads.parallel_for(3, lambda lo, hi: None, nbytes=100)  # a parallel kernel runs
+    kernel_time = threads._last_parallel
     threads.matmul(a, b)
     threads.matmul(np.ones((1, 6, 4)), b)  # one batch entry: its rows are split
     threads.matmul(np.ones((5, 6, 4)), b)  # else the batch
-    assert calls == [9, 6, 5]
+    assert calls == [(3, True), (9, False), (6, False), (5, False)]
+    # the products' own splits do not keep the kernels' threads "in use": once the kernels
+    # stop, products go back to BLAS's threads
+    assert threads._last_parallel == kernel_time
+    monkeypatch.setattr(threads, "_last_parallel", kernel_time - 2 * threads._SPIN_SECONDS)
+    threads.matmul(a, b)
+    assert len(calls) == 4
