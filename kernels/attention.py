@@ -209,6 +209,7 @@ def attention_forward(q, k, v, mask=None, causal: bool = False, scale: float | N
     lse = np.empty((nb, lq), dtype=dtype)
     neg_inf = dtype.type(-np.inf)
     one = dtype.type(1)
+
     def sequences(lo: int, hi: int) -> None:
         for b0, b1, r0, r1 in _tiles(lo, hi, lq, lk, _BLOCK_ELEMENTS_CPU):
             s = np.matmul(qs[b0:b1, r0:r1], kt[b0:b1])             # S = scale * Q K^T
@@ -283,6 +284,7 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
     dq = np.empty(qs.shape, dtype=dtype)
     dk = np.zeros(ks.shape, dtype=dtype)
     dv = np.zeros((nb, lk, v.shape[-1]), dtype=dtype)
+
     def sequences(lo: int, hi: int) -> None:
         for b0, b1, r0, r1 in _tiles(lo, hi, lq, lk, _BLOCK_ELEMENTS_CPU):
             s = np.matmul(qa[b0:b1, r0:r1], kat[b0:b1])            # S - lse
