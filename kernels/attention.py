@@ -34,6 +34,11 @@ elements, so that the passes over them run in the cache: several whole sequences
 one score matrix fits, else blocks of query rows (rows of a softmax are independent, so
 tiling is exact). The sequences of a batch are split across threads (``kernels.threads``): each
 thread owns its sequences' rows of the outputs and their dK, dV.
+
+On a GPU the forward pass is one tiled kernel that never stores the scores at all: each query
+row streams through the keys and values with the *online* softmax (a running maximum ``m``, sum
+``l`` and unnormalised output, rescaled by ``exp(m_old - m_new)`` whenever the maximum grows),
+as FlashAttention does; see ``cuda/attention.cu``.
 """
 from __future__ import annotations
 
@@ -306,8 +311,10 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
 
 
 # --------------------------------------------------------------------------------------------
-# CUDA path: matmuls through cuBLAS (cupy.matmul); the masked, numerically stable softmax (and
-# its backward) are fused elementwise/row kernels in kernels/cuda/attention.cu.
+# CUDA path. The forward is one tiled kernel (FlashAttention's online softmax) for feature sizes
+# up to _FLASH_MAX_DIM; beyond that, and for the backward, the matmuls run in cuBLAS
+# (cupy.matmul) and the masked, numerically stable softmax (and its backward) are fused
+# elementwise/row kernels, all in kernels/cuda/attention.cu.
 # --------------------------------------------------------------------------------------------
 
 
@@ -318,9 +325,43 @@ def _cuda_mask(cupy, mask, batch, lq, lk):
     return cupy.ascontiguousarray(cupy.broadcast_to(mask, batch + (lq, lk))), 1
 
 
+# The tiled forward keeps a query row and its output in registers: up to this many features.
+_FLASH_MAX_DIM = 128
+_FLASH_ROWS = 64  # query rows per block (ATTN_BQ in attention.cu)
+
+
+def _flash_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk):
+    """The forward pass as one tiled kernel (``attention_flash_forward`` in attention.cu):
+    O(Lq + Lk) memory per sequence instead of the (Lq x Lk) scores."""
+    import cupy
+
+    dtype = q.dtype
+    nb = int(np.prod(batch, dtype=np.int64))
+    d, dv = q.shape[-1], v.shape[-1]
+
+    def flat(a, length, width):
+        return cupy.ascontiguousarray(cupy.broadcast_to(a, batch + (length, width))).reshape(
+            nb, length, width)
+
+    mask_arr, has_mask = _cuda_mask(cupy, mask, batch, lq, lk)
+    out = cupy.empty((nb, lq, dv), dtype=dtype)
+    lse = cupy.empty((nb, lq), dtype=dtype)
+    if nb * lq > 0:
+        kernel = _cuda.function("attention.cu",
+                                f"attention_flash_forward_{_cuda.dtype_suffix(dtype)}")
+        blocks = nb * (-(-lq // _FLASH_ROWS))
+        kernel((blocks,), (_FLASH_ROWS,),
+               (flat(q, lq, d), flat(k, lk, d), flat(v, lk, dv), out, lse, mask_arr,
+                np.int32(has_mask), np.int32(bool(causal)), dtype.type(scale), np.int64(lq),
+                np.int64(lk), np.int64(d), np.int64(dv)))
+    return out.reshape(batch + (lq, dv)), lse.reshape(batch + (lq,))
+
+
 def _attention_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk):
     import cupy
 
+    if q.shape[-1] <= _FLASH_MAX_DIM and v.shape[-1] <= _FLASH_MAX_DIM:
+        return _flash_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk)
     dtype = q.dtype
     nb = int(np.prod(batch, dtype=np.int64))
     mask_arr, has_mask = _cuda_mask(cupy, mask, batch, lq, lk)

@@ -73,3 +73,69 @@ extern "C" __global__ void attention_softmax_backward_##SUFFIX(                 
 
 DEFINE_ATTENTION(float, f32, __int_as_float((int)0xff800000u), expf, logf)
 DEFINE_ATTENTION(double, f64, __longlong_as_double((long long)0xfff0000000000000ull), exp, log)
+
+// Tiled ("flash") forward, FlashAttention's online softmax: the (Lq x Lk) scores are never
+// stored. One thread per query row i, ATTN_BQ rows per block; the keys and values stream
+// through shared memory BK rows at a time, and each row keeps a running maximum m, a running
+// sum l = sum_j exp(s_j - m) and an unnormalised output acc = sum_j exp(s_j - m) v_j. A score
+// above m raises it to s and rescales l and acc by exp(m_old - s) first, so after the last key
+//     out_i = acc / l,    lse_i = m + log l      (0 and -inf for a fully masked row).
+// q (B, Lq, D), k (B, Lk, D), v (B, Lk, DV), out (B, Lq, DV), lse (B, Lq), all contiguous, with
+// D, DV <= ATTN_DMAX; the mask, if any, (B, Lq, Lk). The grid is B * ceil(Lq / ATTN_BQ) blocks.
+#define ATTN_DMAX 128
+#define ATTN_BQ 64
+
+#define DEFINE_FLASH_FORWARD(T, SUFFIX, NEG_INF, EXP, LOG, BK)                                  \
+extern "C" __global__ void attention_flash_forward_##SUFFIX(                                   \
+        const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,              \
+        T* __restrict__ out, T* __restrict__ lse, const bool* __restrict__ mask, int has_mask,  \
+        int causal, T scale, long long lq, long long lk, long long d, long long dv) {           \
+    __shared__ T ktile[BK * ATTN_DMAX];                                                         \
+    __shared__ T vtile[BK * ATTN_DMAX];                                                         \
+    const long long row_blocks = (lq + ATTN_BQ - 1) / ATTN_BQ;                                  \
+    const long long b = blockIdx.x / row_blocks;                                                \
+    const long long first = (blockIdx.x % row_blocks) * ATTN_BQ;                                \
+    const long long i = first + threadIdx.x;                                                    \
+    const bool active = i < lq;                                                                 \
+    T qi[ATTN_DMAX], acc[ATTN_DMAX];                                                            \
+    for (long long c = 0; c < d; ++c) qi[c] = active ? q[(b * lq + i) * d + c] * scale : (T)0; \
+    for (long long c = 0; c < dv; ++c) acc[c] = 0;                                              \
+    T m = NEG_INF, l = 0;                                                                       \
+    /* causal: no row of this block attends a key past its last row */                         \
+    const long long last = first + ATTN_BQ < lq ? first + ATTN_BQ : lq;                         \
+    const long long keys = causal && last < lk ? last : lk;                                     \
+    for (long long j0 = 0; j0 < keys; j0 += BK) {                                               \
+        const long long nk = keys - j0 < BK ? keys - j0 : BK;                                   \
+        for (long long t = threadIdx.x; t < nk * d; t += blockDim.x)                            \
+            ktile[t] = k[(b * lk + j0) * d + t];                                                \
+        for (long long t = threadIdx.x; t < nk * dv; t += blockDim.x)                           \
+            vtile[t] = v[(b * lk + j0) * dv + t];                                               \
+        __syncthreads();                                                                        \
+        for (long long jj = 0; active && jj < nk; ++jj) {                                       \
+            const long long j = j0 + jj;                                                        \
+            if ((causal && j > i) || (has_mask && !mask[(b * lq + i) * lk + j])) continue;      \
+            T s = 0;                                                                            \
+            for (long long c = 0; c < d; ++c) s += qi[c] * ktile[jj * d + c];                   \
+            if (s == NEG_INF) continue;                    /* exp(-inf) = 0: adds nothing */    \
+            if (s > m) {                                   /* a new maximum: rescale */         \
+                const T r = EXP(m - s);                                                         \
+                l *= r;                                                                         \
+                for (long long c = 0; c < dv; ++c) acc[c] *= r;                                 \
+                m = s;                                                                          \
+            }                                                                                   \
+            const T p = EXP(s - m);                                                             \
+            l += p;                                                                             \
+            for (long long c = 0; c < dv; ++c) acc[c] += p * vtile[jj * dv + c];                \
+        }                                                                                       \
+        __syncthreads();                          /* before the next tile overwrites this one */\
+    }                                                                                           \
+    if (active) {                                                                               \
+        const T inv = l > (T)0 ? (T)1 / l : (T)0;                                               \
+        for (long long c = 0; c < dv; ++c) out[(b * lq + i) * dv + c] = acc[c] * inv;           \
+        lse[b * lq + i] = l > (T)0 ? m + LOG(l) : NEG_INF;                                      \
+    }                                                                                           \
+}
+
+DEFINE_FLASH_FORWARD(float, f32, __int_as_float((int)0xff800000u), expf, logf, 32)
+DEFINE_FLASH_FORWARD(double, f64, __longlong_as_double((long long)0xfff0000000000000ull), exp, log,
+                     16)

@@ -250,11 +250,18 @@ def test_errors_name_shapes():
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("path", ["flash", "cublas"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lq, lk, masked, causal", [
     (16, 16, False, False), (33, 300, True, False), (40, 17, True, True), (1, 1, False, True),
+    (130, 70, True, True),
 ])
-def test_cuda_matches_numpy(cupy, lq, lk, masked, causal, dtype):
+def test_cuda_matches_numpy(cupy, monkeypatch, lq, lk, masked, causal, dtype, path):
+    """Both forward paths: the tiled kernel (here: query rows over several blocks, keys over
+    several tiles) and the cuBLAS products with the fused softmax (taken above
+    ``_FLASH_MAX_DIM`` features)."""
+    if path == "cublas":
+        monkeypatch.setattr(attention, "_FLASH_MAX_DIM", 0)
     rng = np.random.default_rng(0)
     q = rng.standard_normal((2, 3, lq, 8)).astype(dtype)
     k = rng.standard_normal((2, 3, lk, 8)).astype(dtype)
@@ -277,3 +284,29 @@ def test_cuda_matches_numpy(cupy, lq, lk, masked, causal, dtype):
         assert a_g.dtype == dtype
         err = np.abs(cupy.asnumpy(a_g) - a).max()
         assert err <= 1e-5 * max(np.abs(a).max(), 1.0)
+
+
+@pytest.mark.cuda
+def test_cuda_flash_forward_broadcasts_and_falls_back(cupy, monkeypatch):
+    """Keys and values shared over the batch axis, a feature size above the tiled kernel's
+    limit (the cuBLAS path), and no keys at all."""
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((2, 70, 6))
+    k, v = rng.standard_normal((1, 45, 6)), rng.standard_normal((1, 45, 3))
+    out, lse = attention_forward(q, k, v, causal=True)
+    out_g, lse_g = attention_forward(*(cupy.asarray(a) for a in (q, k, v)), causal=True)
+    np.testing.assert_allclose(cupy.asnumpy(out_g), out, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cupy.asnumpy(lse_g), lse, rtol=1e-10, atol=1e-12)
+    calls = []
+    monkeypatch.setattr(attention, "_flash_forward_cuda",
+                        lambda *a: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    wide = rng.standard_normal((1, 4, attention._FLASH_MAX_DIM + 1))
+    out_w, _ = attention_forward(*(cupy.asarray(wide) for _ in range(3)))
+    np.testing.assert_allclose(cupy.asnumpy(out_w), attention_forward(wide, wide, wide)[0],
+                               rtol=1e-10)
+    assert calls == []
+    monkeypatch.undo()
+    empty_k, empty_v = np.zeros((2, 0, 6)), np.zeros((2, 0, 3))
+    out_e, lse_e = attention_forward(cupy.asarray(q), cupy.asarray(empty_k),
+                                     cupy.asarray(empty_v))
+    assert not cupy.asnumpy(out_e).any() and np.isneginf(cupy.asnumpy(lse_e)).all()
