@@ -14,9 +14,11 @@ from kernels import threads
 
 @pytest.fixture
 def three_threads(monkeypatch):
-    """Three threads, and no size too small to split (so tiny shapes take the threaded path)."""
+    """Three threads, no size too small to split (so tiny shapes take the threaded path), and
+    the kernels' threads in use (so products are split too)."""
     monkeypatch.setattr(threads, "_MIN_BYTES", 1)
     monkeypatch.setattr(threads, "_num_threads", 3)
+    monkeypatch.setattr(threads, "_last_parallel", float("inf"))
 
 
 @pytest.fixture
@@ -135,16 +137,20 @@ def test_a_forked_child_gets_its_own_threads(three_threads):
 # ---------------------------------------------------------------------------------------------
 
 
-def _conv_cases():
-    # (x shape, w shape, stride, padding): stride 1 (flipped-kernel input gradient), k=4 s=2
-    # (phases), k=3 s=2 (col2im), each with a batch that does not split evenly
-    return [((7, 3, 9, 9), (5, 3, 3, 3), 1, 1), ((7, 64, 8, 8), (6, 64, 4, 4), 2, 1),
-            ((7, 4, 9, 8), (5, 4, 3, 3), 2, 1)]
+# (x shape, w shape, stride, padding), each with a batch that does not split evenly, one per
+# path of the input gradient: stride 1 (the flipped kernel), k=4 s=2 (phases), k=3 s=2 (col2im),
+# and a 1x1 convolution (a product per image)
+_CONV_CASES = {"stride1": ((7, 3, 9, 9), (5, 3, 3, 3), 1, 1),
+               "phases": ((7, 64, 16, 16), (6, 64, 4, 4), 2, 1),
+               "col2im": ((7, 4, 9, 8), (5, 4, 3, 3), 2, 1),
+               "pointwise": ((7, 5, 6, 6), (4, 5, 1, 1), 1, 0)}
 
 
-@pytest.mark.parametrize("case", _conv_cases(), ids=["stride1", "phases", "col2im"])
-def test_threaded_convolution_equals_serial(three_threads, serial, case):
-    x_shape, w_shape, s, p = case
+@pytest.mark.parametrize("path", list(_CONV_CASES))
+def test_threaded_convolution_equals_serial(three_threads, serial, path):
+    x_shape, w_shape, s, p = _CONV_CASES[path]
+    g = K._geometry("test", x_shape, w_shape, s, p, 1)
+    assert (path == "phases") == K._subpixel(g) and (path == "pointwise") == K._pointwise(g)
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b, bt = rng.standard_normal(w_shape[0]), rng.standard_normal(w_shape[1])
@@ -152,7 +158,7 @@ def test_threaded_convolution_equals_serial(three_threads, serial, case):
 
     def run():
         y, cols = K.conv2d_forward_with_columns(x, w, b, s, p)
-        return [K.conv2d_forward(x, w, b, s, p), y, cols.matrix,
+        return [K.conv2d_forward(x, w, b, s, p), y, cols.matrix if cols else 0,
                 K.conv2d_backward_input(gy, w, x.shape, s, p),
                 K.conv2d_backward_weight(gy, x, w.shape, s, p),
                 K.conv2d_backward_weight(gy, x, w.shape, s, p, columns=cols),
