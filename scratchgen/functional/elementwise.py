@@ -237,23 +237,19 @@ class Tanh(Function):
         return g * (1.0 - y * y)
 
     def backward_arrays(self, g):
-        y = self._outputs[0]
-        return g * (1 - y * y)
+        return _activation.tanh_backward(self._outputs[0], g)
 
 
 class Sigmoid(Function):
     def forward(self, x):
-        xp = backend.get_array_module(x)
-        # 1/(1+e^-x) overflows e^-x for very negative x; tanh form is stable everywhere.
-        return 0.5 * (xp.tanh(0.5 * x) + 1.0)
+        return _activation.sigmoid_forward(x)  # (tanh(x/2) + 1) / 2: no overflow for any x
 
     def backward(self, g):
         y = self.output()
         return g * y * (1.0 - y)
 
     def backward_arrays(self, g):
-        y = self._outputs[0]
-        return g * y * (1 - y)
+        return _activation.sigmoid_backward(self._outputs[0], g)
 
 
 class Softplus(Function):
@@ -338,7 +334,7 @@ class Relu(Function):
         return g * Tensor(self._outputs[0] > 0)
 
     def backward_arrays(self, g):
-        return g * (self._outputs[0] > 0)
+        return _activation.relu_backward(self._outputs[0], g)
 
 
 class LeakyRelu(Function):
