@@ -27,12 +27,13 @@ __all__ = ["leaky_relu_forward", "leaky_relu_derivative", "leaky_relu_backward",
 
 
 def _cuda_launch(name: str, *arrays, slope: float | None = None):
-    """Run kernel ``name`` on contiguous copies of ``arrays`` into a new array of their shape."""
+    """Run kernel ``name`` on contiguous copies of ``arrays``, in the dtype of the last one (the
+    kernel reads them all as one type), into a new array of their shape."""
     import cupy
 
-    shape = arrays[0].shape  # (ascontiguousarray makes a 0-d array 1-d)
-    arrays = tuple(cupy.ascontiguousarray(a) for a in arrays)
-    out = cupy.empty(shape, dtype=arrays[-1].dtype)
+    shape, dtype = arrays[0].shape, arrays[-1].dtype  # (ascontiguousarray makes 0-d arrays 1-d)
+    arrays = tuple(cupy.ascontiguousarray(a, dtype=dtype) for a in arrays)
+    out = cupy.empty(shape, dtype=dtype)
     scalars = () if slope is None else (out.dtype.type(slope),)
     kernel = _cuda.function("activation.cu", f"{name}_{_cuda.dtype_suffix(out.dtype)}")
     _cuda.launch_1d(kernel, out.size, arrays + (out,) + scalars + (np.int64(out.size),))

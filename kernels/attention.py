@@ -138,7 +138,8 @@ def _flat_size(batch) -> int:
 def _flatten(a, batch, nb: int):
     """``a`` (..., L, d) broadcast to the batch shape and viewed as (nb, L, d) (a copy only
     where the batch axes were broadcast)."""
-    return np.broadcast_to(a, batch + a.shape[-2:]).reshape((nb,) + a.shape[-2:])
+    xp = _cuda.get_array_module(a)
+    return xp.broadcast_to(a, batch + a.shape[-2:]).reshape((nb,) + a.shape[-2:])
 
 
 def _append_column(a, value):
@@ -327,7 +328,7 @@ def _cuda_mask(cupy, mask, batch, lq, lk):
 
 # The tiled forward keeps a query row and its output in registers: up to this many features.
 _FLASH_MAX_DIM = 128
-_FLASH_ROWS = 64  # query rows per block (ATTN_BQ in attention.cu)
+_FLASH_ROWS = 64  # query rows per block: the block's threads
 
 
 def _flash_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk):
@@ -339,9 +340,8 @@ def _flash_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk):
     nb = int(np.prod(batch, dtype=np.int64))
     d, dv = q.shape[-1], v.shape[-1]
 
-    def flat(a, length, width):
-        return cupy.ascontiguousarray(cupy.broadcast_to(a, batch + (length, width))).reshape(
-            nb, length, width)
+    def flat(a):
+        return cupy.ascontiguousarray(_flatten(a, batch, nb))
 
     mask_arr, has_mask = _cuda_mask(cupy, mask, batch, lq, lk)
     out = cupy.empty((nb, lq, dv), dtype=dtype)
@@ -351,7 +351,7 @@ def _flash_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk):
                                 f"attention_flash_forward_{_cuda.dtype_suffix(dtype)}")
         blocks = nb * (-(-lq // _FLASH_ROWS))
         kernel((blocks,), (_FLASH_ROWS,),
-               (flat(q, lq, d), flat(k, lk, d), flat(v, lk, dv), out, lse, mask_arr,
+               (flat(q), flat(k), flat(v), out, lse, mask_arr,
                 np.int32(has_mask), np.int32(bool(causal)), dtype.type(scale), np.int64(lq),
                 np.int64(lk), np.int64(d), np.int64(dv)))
     return out.reshape(batch + (lq, dv)), lse.reshape(batch + (lq,))

@@ -79,9 +79,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import _cuda
-from . import threads
-from .threads import parallel_for
+from . import _cuda, threads
 
 IntOr2 = int | tuple[int, int]
 Array = Any  # a numpy.ndarray, or a cupy.ndarray on the GPU
@@ -449,7 +447,7 @@ def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry,
         _forward_images(x[lo:hi], wmat, b, g.batch(hi - lo), y[lo:hi],
                         None if cols is None else cols[lo * l : hi * l])
 
-    parallel_for(g.n, images, g.n * l * (g.k + g.o) * x.itemsize)
+    threads.parallel_for(g.n, images, g.n * l * (g.k + g.o) * x.itemsize)
     return y
 
 
@@ -514,7 +512,7 @@ def _backward_input_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None) -> 
         def images(lo: int, hi: int) -> None:
             _backward_input_col2im_cpu(gy[lo:hi], wmat, g.batch(hi - lo), gx[lo:hi], b)
 
-    parallel_for(g.n, images, g.n * g.ho * g.wo * (g.k + g.o) * gy.itemsize)
+    threads.parallel_for(g.n, images, g.n * g.ho * g.wo * (g.k + g.o) * gy.itemsize)
     return gx
 
 
@@ -692,10 +690,7 @@ def _backward_weight_cpu(gy: np.ndarray, x: np.ndarray | None, g: _Geometry,
             return np.matmul(gmat.T, columns.matrix[lo * l : hi * l])
         return _backward_weight_images(gy[lo:hi], x[lo:hi], g.batch(hi - lo))
 
-    parts = parallel_for(g.n, images, g.n * l * (g.k + g.o) * gy.itemsize)
-    gw_mat = parts[0]
-    for part in parts[1:]:
-        gw_mat += part
+    gw_mat = threads.parallel_sum(g.n, images, g.n * l * (g.k + g.o) * gy.itemsize)
     return np.ascontiguousarray(gw_mat.reshape(g.o, g.kh, g.kw, g.c).transpose(0, 3, 1, 2))
 
 
@@ -857,8 +852,8 @@ def _backward_weight(gy, x, g: _Geometry, columns: Columns | None = None):
 
         if _cuda.is_cupy_array(x) or g.n == 0:
             return images(0, g.n).reshape(g.o, g.c, 1, 1)
-        parts = parallel_for(g.n, images, 4 * (gy.nbytes + x.nbytes))
-        return sum(parts[1:], parts[0]).reshape(g.o, g.c, 1, 1)
+        return threads.parallel_sum(g.n, images, 4 * (gy.nbytes + x.nbytes)).reshape(
+            g.o, g.c, 1, 1)
     if _cuda.is_cupy_array(x):
         return _backward_weight_cuda(gy, x, g)
     return _backward_weight_cpu(gy, x, g)

@@ -14,7 +14,7 @@ GIL inside its copy, arithmetic and BLAS loops, so plain Python threads run them
 ``parallel_for(n, fn, nbytes)`` cuts ``range(n)`` into contiguous slices, calls ``fn(lo, hi)``
 for each (the calling thread takes the first) and returns their results in order. Each slice
 writes only its own part of the output, so no locks are needed; a reduction (a weight
-gradient summed over the batch) sums the returned partial results.
+gradient summed over the batch) sums the returned partial results (``parallel_sum``).
 
 Holding BLAS to one thread needs its thread-count functions (OpenBLAS, as in NumPy's wheels,
 or MKL), found among the process's loaded libraries. OpenBLAS's count is global, so while a
@@ -47,7 +47,8 @@ import numpy as np
 
 from . import _cuda
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "matmul", "blas_library"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_sum", "matmul",
+           "blas_library"]
 
 R = TypeVar("R")
 
@@ -217,6 +218,16 @@ def parallel_for(n: int, fn: Callable[[int, int], R], nbytes: int) -> list[R]:
     threads marks the kernels' threads as in use (see :func:`matmul`).
     """
     return _split(n, fn, nbytes, kernel=True)
+
+
+def parallel_sum(n: int, fn: Callable[[int, int], R], nbytes: int) -> R:
+    """``sum(fn(lo, hi) for each slice)`` (``n > 0``): a reduction over the batch, such as a
+    weight gradient, from :func:`parallel_for`'s partial results, added in slice order."""
+    parts = parallel_for(n, fn, nbytes)
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def _split(n: int, fn: Callable[[int, int], R], nbytes: int, kernel: bool) -> list[R]:

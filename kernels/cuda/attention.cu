@@ -75,15 +75,15 @@ DEFINE_ATTENTION(float, f32, __int_as_float((int)0xff800000u), expf, logf)
 DEFINE_ATTENTION(double, f64, __longlong_as_double((long long)0xfff0000000000000ull), exp, log)
 
 // Tiled ("flash") forward, FlashAttention's online softmax: the (Lq x Lk) scores are never
-// stored. One thread per query row i, ATTN_BQ rows per block; the keys and values stream
+// stored. One thread per query row i, blockDim.x rows per block; the keys and values stream
 // through shared memory BK rows at a time, and each row keeps a running maximum m, a running
 // sum l = sum_j exp(s_j - m) and an unnormalised output acc = sum_j exp(s_j - m) v_j. A score
 // above m raises it to s and rescales l and acc by exp(m_old - s) first, so after the last key
 //     out_i = acc / l,    lse_i = m + log l      (0 and -inf for a fully masked row).
 // q (B, Lq, D), k (B, Lk, D), v (B, Lk, DV), out (B, Lq, DV), lse (B, Lq), all contiguous, with
-// D, DV <= ATTN_DMAX; the mask, if any, (B, Lq, Lk). The grid is B * ceil(Lq / ATTN_BQ) blocks.
+// D, DV <= ATTN_DMAX; the mask, if any, (B, Lq, Lk). The grid is B * ceil(Lq / blockDim.x)
+// blocks.
 #define ATTN_DMAX 128
-#define ATTN_BQ 64
 
 #define DEFINE_FLASH_FORWARD(T, SUFFIX, NEG_INF, EXP, LOG, BK)                                  \
 extern "C" __global__ void attention_flash_forward_##SUFFIX(                                   \
@@ -92,9 +92,10 @@ extern "C" __global__ void attention_flash_forward_##SUFFIX(                    
         int causal, T scale, long long lq, long long lk, long long d, long long dv) {           \
     __shared__ T ktile[BK * ATTN_DMAX];                                                         \
     __shared__ T vtile[BK * ATTN_DMAX];                                                         \
-    const long long row_blocks = (lq + ATTN_BQ - 1) / ATTN_BQ;                                  \
+    const long long rows = blockDim.x;                                                          \
+    const long long row_blocks = (lq + rows - 1) / rows;                                        \
     const long long b = blockIdx.x / row_blocks;                                                \
-    const long long first = (blockIdx.x % row_blocks) * ATTN_BQ;                                \
+    const long long first = (blockIdx.x % row_blocks) * rows;                                   \
     const long long i = first + threadIdx.x;                                                    \
     const bool active = i < lq;                                                                 \
     T qi[ATTN_DMAX], acc[ATTN_DMAX];                                                            \
@@ -102,7 +103,7 @@ extern "C" __global__ void attention_flash_forward_##SUFFIX(                    
     for (long long c = 0; c < dv; ++c) acc[c] = 0;                                              \
     T m = NEG_INF, l = 0;                                                                       \
     /* causal: no row of this block attends a key past its last row */                         \
-    const long long last = first + ATTN_BQ < lq ? first + ATTN_BQ : lq;                         \
+    const long long last = first + rows < lq ? first + rows : lq;                               \
     const long long keys = causal && last < lk ? last : lk;                                     \
     for (long long j0 = 0; j0 < keys; j0 += BK) {                                               \
         const long long nk = keys - j0 < BK ? keys - j0 : BK;                                   \

@@ -47,7 +47,12 @@ def test_cuda_matches_cpu(cupy, dtype, slope):
                   leaky_relu_backward(x[:, ::2].T, g[:, ::2].T, slope)),
                  (leaky_relu_forward(xg[1, 2, 3], slope), leaky_relu_forward(x[1, 2, 3], slope)),
                  (leaky_relu_backward(xg[0, 0, 0], gg[0, 0, 0], slope),
-                  leaky_relu_backward(x[0, 0, 0], g[0, 0, 0], slope))]
+                  leaky_relu_backward(x[0, 0, 0], g[0, 0, 0], slope)),
+                 # a derivative asked for in another dtype than x's
+                 (leaky_relu_derivative(xg, slope, np.float64 if dtype == np.float32 else
+                                        np.float32).astype(dtype),
+                  leaky_relu_derivative(x, slope, np.float64 if dtype == np.float32 else
+                                        np.float32).astype(dtype))]
     for got, want in cases:
         assert got.dtype == want.dtype and got.shape == want.shape
         np.testing.assert_array_equal(cupy.asnumpy(got), want)

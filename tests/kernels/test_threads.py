@@ -57,6 +57,13 @@ def test_small_work_stays_on_the_calling_thread(monkeypatch):
     assert sorted(calls) == [(0, 33), (33, 66), (66, 100)]
 
 
+def test_parallel_sum_adds_the_slices(three_threads):
+    total = threads.parallel_sum(10, lambda lo, hi: np.arange(lo, hi).sum(keepdims=True),
+                                 nbytes=100)
+    assert total.tolist() == [45]
+    assert threads.parallel_sum(1, lambda lo, hi: np.ones(2) * hi, nbytes=100).tolist() == [1, 1]
+
+
 def test_a_nested_call_runs_serially(three_threads):
     inner = []
 
@@ -84,6 +91,7 @@ def test_an_error_in_a_slice_is_raised_after_all_slices_finish(three_threads):
 @pytest.mark.skipif(threads._blas is None, reason="no BLAS whose thread count can be set found")
 def test_blas_runs_on_one_thread_inside_and_is_restored(three_threads):
     before = threads._blas.get()
+    assert threads.blas_library() == threads._blas.path
     inside = threads.parallel_for(3, lambda lo, hi: threads._blas.get(), nbytes=100)
     assert inside == [1, 1, 1]
     assert threads._blas.get() == before
