@@ -43,7 +43,9 @@ convolution, of gy with the flipped kernel, and goes through im2col and one prod
 When the stride divides the kernel (k=4, s=2 in every DCGAN), the input pixels split into
 s_h*s_w *phases*, each a stride-1 convolution of gy with every s-th tap of the kernel, and all
 of them come out of one im2col of gy and one product: a gather with no col2im at all (see
-``_Phases`` and ``_backward_input_subpixel_cpu``).
+``_Phases`` and ``_backward_input_subpixel_cpu``). For an input of one to a few channels (a
+DCGAN generator's last layer writes 1 or 3), col2im runs on NCHW planes
+(``_backward_input_planes_cpu``); ``_input_gradient_path`` chooses among the four.
 
 **Saving the columns.** The weight gradient ``G^T @ cols`` needs the very matrix the forward
 built, so a training step can keep it from the forward instead of copying the windows again
@@ -61,7 +63,9 @@ The public layout is NCHW, but the CPU path works in NHWC internally: with chann
 receptive field (kh, kw, C) is made of kh runs of kw*C contiguous numbers, so the im2col copy
 and the col2im adds move long contiguous runs instead of kw-long scraps, and the product
 ``cols @ W^T`` directly yields NHWC output rows. Measured on a 2-core machine, the NCHW<->NHWC
-transposes at the edges cost less than what they save.
+transposes at the edges cost less than what they save -- except where C is below 8, whose
+runs of kw*C (or s_w*C for col2im) numbers are scraps again: im2col and col2im then work on
+NCHW image planes (``_planes``), and the per-image products ``W cols[n]`` already give NCHW.
 
 Threads (CPU)
 -------------
@@ -432,7 +436,7 @@ def _nhwc_rows(gy: np.ndarray, g: _Geometry, out: np.ndarray) -> None:
 def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry,
                  cols: np.ndarray | None = None) -> np.ndarray:
     """im2col + one product per batch chunk, the batch split across threads
-    (``kernels.threads``). Given ``cols`` (N*Ho*Wo, kh*kw*C), the im2col matrix is left there
+    (``kernels.threads``). Given ``cols`` (``_columns_shape``), the im2col matrix is left there
     (for the weight gradient)."""
     y = np.empty((g.n, g.o, g.ho, g.wo), dtype=x.dtype)
     if y.size == 0:
@@ -440,12 +444,19 @@ def _forward_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry,
     if g.k == 0:
         y[...] = 0 if b is None else b.reshape(1, -1, 1, 1)
         return y
-    wmat = _weight_matrix(w)
     l = g.ho * g.wo
+    if _planes(g):
+        wflat = w.reshape(g.o, g.k)
 
-    def images(lo: int, hi: int) -> None:
-        _forward_images(x[lo:hi], wmat, b, g.batch(hi - lo), y[lo:hi],
-                        None if cols is None else cols[lo * l : hi * l])
+        def images(lo: int, hi: int) -> None:
+            _forward_planes_images(x[lo:hi], wflat, b, g.batch(hi - lo), y[lo:hi],
+                                   None if cols is None else cols[lo:hi])
+    else:
+        wmat = _weight_matrix(w)
+
+        def images(lo: int, hi: int) -> None:
+            _forward_images(x[lo:hi], wmat, b, g.batch(hi - lo), y[lo:hi],
+                            None if cols is None else cols[lo * l : hi * l])
 
     threads.parallel_for(g.n, images, g.n * l * (g.k + g.o) * x.itemsize)
     return y
@@ -471,6 +482,67 @@ def _forward_images(x: np.ndarray, wmat: np.ndarray, b, g: _Geometry, y: np.ndar
         _nhwc_to_nchw(ymat.reshape(hi - lo, g.ho, g.wo, g.o), y[lo:hi], b)
 
 
+def _planes(g: _Geometry) -> bool:
+    """Whether the input has so few channels that im2col and col2im work on NCHW image planes
+    (``_im2col_planes_cpu``, ``_backward_input_planes_cpu``) rather than in NHWC."""
+    return g.c < _PLANES_MAX_CHANNELS
+
+
+# Below this many input channels the CPU works on NCHW planes. Measured on one thread, 32 images,
+# k=4, s=2, planes against NHWC: the forward of 1 -> 64 channels at 28x28 0.31 ms against 0.71,
+# 3 -> 64 at 32x32 0.79 against 1.23, 8 -> 64 at 16x16 0.42 against 0.46, 16 -> 64 1.08
+# against 0.81; a 64 -> C transposed convolution of 16x16 inputs (col2im), C = 3 0.92 against
+# 2.36, C = 6 1.85 against 2.44, C = 8 2.48 against 2.49.
+_PLANES_MAX_CHANNELS = 8
+
+
+def _columns_shape(g: _Geometry) -> tuple[int, ...]:
+    """The shape of the im2col matrix of all N images: (N*Ho*Wo, kh*kw*C) in NHWC rows, or
+    (N, C*kh*kw, Ho*Wo), one matrix of planes per image, for an input of few channels."""
+    if _planes(g):
+        return (g.n, g.k, g.ho * g.wo)
+    return (g.n * g.ho * g.wo, g.k)
+
+
+def _im2col_planes_cpu(x: np.ndarray, g: _Geometry, cols: np.ndarray) -> None:
+    """Fill ``cols`` (n, C*kh*kw, Ho*Wo) with the im2col matrices of the n images of ``x``,
+    channels first: row (c, i, j) of image n is the (Ho, Wo) plane of the pixels
+    xpad[n, c, s_h p + d_h i, s_w q + d_w j] that tap (i, j) reads -- the transpose of an
+    NHWC im2col row block, with the same strided *view* trick: (n, c, i, j, p, q) is one 6-D
+    view of the zero-bordered NCHW ``xpad``, copied once."""
+    n = x.shape[0]
+    xpad = np.zeros((n, g.c, g.hp, g.wp), dtype=x.dtype)
+    xpad[:, :, g.ph : g.ph + g.h, g.pw : g.pw + g.w] = x
+    sn, sc, sy, sx = xpad.strides
+    windows = as_strided(
+        xpad,
+        shape=(n, g.c, g.kh, g.kw, g.ho, g.wo),
+        strides=(sn, sc, g.dh * sy, g.dw * sx, g.sh * sy, g.sw * sx),
+        writeable=False,
+    )
+    np.copyto(cols.reshape(n, g.c, g.kh, g.kw, g.ho, g.wo), windows)
+
+
+def _forward_planes_images(x: np.ndarray, wflat: np.ndarray, b, g: _Geometry, y: np.ndarray,
+                           cols: np.ndarray | None) -> None:
+    """The forward pass of images of few channels: per image ``y[n] = W cols[n]``, the weight
+    (O, C*kh*kw) as it is stored times the image's (C*kh*kw, Ho*Wo) planes, which is already
+    the NCHW output -- no layout change on either side."""
+    l = g.ho * g.wo
+    if cols is None:
+        chunks, step = _chunks(g, x.itemsize)
+        cols_buf = np.empty((step, g.k, l), dtype=x.dtype)
+    else:
+        chunks, cols_buf = [(0, g.n)], cols
+    for lo, hi in chunks:
+        c = cols_buf[: hi - lo]
+        _im2col_planes_cpu(x[lo:hi], g, c)
+        out = y[lo:hi].reshape(hi - lo, g.o, l)
+        np.matmul(wflat, c, out=out)
+        if b is not None:
+            out += b.reshape(-1, 1)
+
+
 def _subpixel(g: _Geometry) -> bool:
     """Whether the input gradient goes by phases (``_backward_input_subpixel_cpu``): a
     stride > 1 that divides the kernel, no dilation, enough input channels for a wide product
@@ -486,14 +558,32 @@ def _subpixel(g: _Geometry) -> bool:
 # 64 -> 3 or 64 -> 1 transposed convolution) ...
 _SUBPIXEL_ROWS = 128
 # ... and computes every phase at every window; it is taken while that is at most this many
-# times the windows of col2im (16x16 images, k=4, s=2: 81 / 64).
-_SUBPIXEL_SPARE = 1.35
+# times the windows of col2im. Measured at batch 64, k=4, s=2, on two threads: at 17*17/16*16
+# = 1.13 (a 128 -> 64 transposed convolution of 16x16 inputs) the phases take 21.3 ms against
+# col2im's 24.3; at 9*9/8*8 = 1.27 both take 5.4 ms; at 8*8/7*7 = 1.31 (7x7 inputs) col2im
+# is faster, 4.3 ms against 4.5.
+_SUBPIXEL_SPARE = 1.25
+
+
+def _input_gradient_path(g: _Geometry) -> str:
+    """How the CPU computes a convolution's input gradient (and a transposed convolution's
+    forward pass): "stride1" (a convolution with the flipped kernel), "phases" (one product
+    for every phase of a stride that divides the kernel), "planes" (col2im in NCHW, for few
+    input channels) or "col2im" (in NHWC)."""
+    if g.sh == 1 and g.sw == 1 and g.ho * g.wo > 0 and g.k > 0:
+        return "stride1"
+    if _subpixel(g):
+        return "phases"
+    if _planes(g):
+        return "planes"
+    return "col2im"
 
 
 def _backward_input_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None) -> np.ndarray:
-    """col2im(G @ W) (+ b); for stride 1, a convolution with the flipped kernel instead, and
-    for a stride that divides the kernel, one product that gives every phase of the stride."""
-    if g.sh == 1 and g.sw == 1 and g.ho * g.wo > 0 and g.k > 0:
+    """col2im(G @ W) (+ b), by the path ``_input_gradient_path`` chooses, the batch split
+    across threads."""
+    path = _input_gradient_path(g)
+    if path == "stride1":
         return _backward_input_stride1_cpu(gy, w, g, b)
     gx = np.empty((g.n, g.c, g.h, g.w), dtype=gy.dtype)
     if gx.size == 0:
@@ -501,11 +591,16 @@ def _backward_input_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None) -> 
     if g.ho * g.wo == 0 or g.o == 0:
         gx[...] = 0 if b is None else b.reshape(1, -1, 1, 1)
         return gx
-    if _subpixel(g):
+    if path == "phases":
         wsub = _subpixel_weight(w, g)
 
         def images(lo: int, hi: int) -> None:
             _backward_input_subpixel_cpu(gy[lo:hi], wsub, g.batch(hi - lo), gx[lo:hi], b)
+    elif path == "planes":
+        wtaps = _weight_matrix(w).T
+
+        def images(lo: int, hi: int) -> None:
+            _backward_input_planes_cpu(gy[lo:hi], wtaps, g.batch(hi - lo), gx[lo:hi], b)
     else:
         wmat = _weight_matrix(w)
 
@@ -529,6 +624,39 @@ def _backward_input_col2im_cpu(gy: np.ndarray, wmat: np.ndarray, g: _Geometry,
         gmat = gmat_buf[: (hi - lo) * l]
         _nhwc_rows(gy[lo:hi], g, gmat)
         _col2im_cpu(gmat, wmat, g, gx[lo:hi], b)
+
+
+def _backward_input_planes_cpu(gy: np.ndarray, wtaps: np.ndarray, g: _Geometry,
+                               gx: np.ndarray, b=None) -> None:
+    """col2im(W^T G) (+ b) in NCHW, for an input of few channels (an RGB or grey image).
+
+    NHWC col2im adds runs of C numbers per tap, which for C = 1 or 3 are mostly overhead.
+    Here each image's products come out as planes: ``wtaps`` (kh*kw*C, O) times the image's
+    gradient as it is stored, (O, Ho*Wo), gives one (Ho, Wo) plane per tap and channel, and
+    tap (i, j) adds its C planes onto the strided pixels it read,
+
+        gxpad[n, :, s_h p + d_h i, s_w q + d_w j] += planes[n, (i, j, :), p, q],
+
+    rows of Wo numbers at a time, with no layout change on either side.
+    """
+    n = gy.shape[0]
+    l = g.ho * g.wo
+    per_image = (g.k * l + g.c * g.hp * g.wp) * gy.itemsize
+    step = max(1, min(n, _COLS_BUDGET_BYTES // max(1, per_image)))
+    gxpad = np.empty((step, g.c, g.hp, g.wp), dtype=gy.dtype)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        pad = gxpad[: hi - lo]
+        pad[...] = 0 if b is None else b.reshape(-1, 1, 1)
+        planes = np.matmul(wtaps, gy[lo:hi, :, : g.ho, : g.wo].reshape(hi - lo, g.o, l))
+        planes = planes.reshape(hi - lo, g.kh, g.kw, g.c, g.ho, g.wo)
+        for i in range(g.kh):
+            rows = slice(g.dh * i, g.dh * i + g.sh * (g.ho - 1) + 1, g.sh)
+            for j in range(g.kw):
+                cols = slice(g.dw * j, g.dw * j + g.sw * (g.wo - 1) + 1, g.sw)
+                dst = pad[:, :, rows, cols]
+                np.add(dst, planes[:, i, j], out=dst)
+        gx[lo:hi] = pad[:, :, g.ph : g.ph + g.h, g.pw : g.pw + g.w]
 
 
 def _backward_input_stride1_cpu(gy: np.ndarray, w: np.ndarray, g: _Geometry, b=None):
@@ -659,7 +787,8 @@ def _backward_input_subpixel_cpu(gy: np.ndarray, wsub: np.ndarray, g: _Geometry,
 class Columns:
     """The im2col matrix of a convolution's input, kept from the forward pass for the weight
     gradient (``dL/dW = G^T @ cols`` needs exactly it): ``matrix`` is (N*Ho*Wo, kh*kw*C) in
-    the CPU path's NHWC order, for the convolution ``geometry``."""
+    the CPU path's NHWC order, or (N, C*kh*kw, Ho*Wo) for an input of few channels
+    (``_columns_shape``), for the convolution ``geometry``."""
 
     matrix: np.ndarray
     geometry: _Geometry
@@ -672,7 +801,7 @@ _SAVED_COLUMNS_BYTES = 256 << 20
 
 def _forward_saving_cpu(x: np.ndarray, w: np.ndarray, b, g: _Geometry):
     """``_forward_cpu`` for the whole batch at once, keeping the im2col matrix."""
-    cols = np.empty((g.n * g.ho * g.wo, g.k), dtype=x.dtype)
+    cols = np.empty(_columns_shape(g), dtype=x.dtype)
     return _forward_cpu(x, w, b, g, cols), Columns(cols, g)
 
 
@@ -682,23 +811,45 @@ def _backward_weight_cpu(gy: np.ndarray, x: np.ndarray | None, g: _Geometry,
     if g.n * g.ho * g.wo == 0 or g.k == 0:
         return np.zeros((g.o, g.c, g.kh, g.kw), dtype=gy.dtype)
     l = g.ho * g.wo
+    planes = _planes(g)
 
     def images(lo: int, hi: int) -> np.ndarray:
-        if columns is not None:
-            gmat = np.empty(((hi - lo) * l, g.o), dtype=gy.dtype)
-            _nhwc_rows(gy[lo:hi], g.batch(hi - lo), gmat)
-            return np.matmul(gmat.T, columns.matrix[lo * l : hi * l])
-        return _backward_weight_images(gy[lo:hi], x[lo:hi], g.batch(hi - lo))
+        if columns is None:
+            return _backward_weight_images(gy[lo:hi], x[lo:hi], g.batch(hi - lo))
+        if planes:
+            return _planes_weight_product(gy[lo:hi], columns.matrix[lo:hi], g)
+        gmat = np.empty(((hi - lo) * l, g.o), dtype=gy.dtype)
+        _nhwc_rows(gy[lo:hi], g.batch(hi - lo), gmat)
+        return np.matmul(gmat.T, columns.matrix[lo * l : hi * l])
 
     gw_mat = threads.parallel_sum(g.n, images, g.n * l * (g.k + g.o) * gy.itemsize)
+    if planes:  # columns (c, i, j): the weight's own order
+        return gw_mat.reshape(g.o, g.c, g.kh, g.kw)
     return np.ascontiguousarray(gw_mat.reshape(g.o, g.kh, g.kw, g.c).transpose(0, 3, 1, 2))
 
 
+def _planes_weight_product(gy: np.ndarray, cols: np.ndarray, g: _Geometry) -> np.ndarray:
+    """``sum_n gy[n] cols[n]^T`` (O, C*kh*kw) for the images of ``gy`` and their planes
+    ``cols`` (n, C*kh*kw, Ho*Wo): each image's (O, Ho*Wo) gradient as it is stored times the
+    transposed planes, summed over the images."""
+    n = gy.shape[0]
+    gmat = gy[:, :, : g.ho, : g.wo].reshape(n, g.o, g.ho * g.wo)
+    return np.matmul(gmat, cols.transpose(0, 2, 1)).sum(axis=0)
+
+
 def _backward_weight_images(gy: np.ndarray, x: np.ndarray, g: _Geometry) -> np.ndarray:
-    """``G^T @ im2col(x)`` (O, kh*kw*C) for the images of ``x``, on the calling thread."""
+    """``G^T @ im2col(x)`` (O, kh*kw*C), or (O, C*kh*kw) for an input of few channels, for the
+    images of ``x``, on the calling thread."""
     gw_mat = np.zeros((g.o, g.k), dtype=gy.dtype)
     chunks, step = _chunks(g, x.itemsize)
     l = g.ho * g.wo
+    if _planes(g):
+        cols_buf = np.empty((step, g.k, l), dtype=x.dtype)
+        for lo, hi in chunks:
+            cols = cols_buf[: hi - lo]
+            _im2col_planes_cpu(x[lo:hi], g, cols)
+            gw_mat += _planes_weight_product(gy[lo:hi], cols, g)
+        return gw_mat
     cols_buf = np.empty((step * l, g.k), dtype=x.dtype)
     gmat_buf = np.empty((step * l, g.o), dtype=x.dtype)
     part = np.empty_like(gw_mat) if len(chunks) > 1 else gw_mat

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -146,31 +147,41 @@ def _close(a, ref, rtol):
 SETTINGS = settings(max_examples=150, deadline=None)
 
 
+@contextmanager
+def _layout(planes: bool):
+    """im2col and col2im on NCHW planes or in NHWC, whatever the channel count (the shapes
+    drawn here have few channels, which would always take the planes)."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(K, "_PLANES_MAX_CHANNELS", np.inf if planes else 0)
+        yield
+
+
 # ---------------------------------------------------------------------------------------------
 # convolution against the references
 # ---------------------------------------------------------------------------------------------
 
 
 @SETTINGS
-@given(conv_cases(), st.booleans())
-def test_conv2d_forward_matches_reference(case, with_bias):
+@given(conv_cases(), st.booleans(), st.booleans())
+def test_conv2d_forward_matches_reference(case, with_bias, planes):
     x_shape, w_shape, s, p, d, seed = case
     rng = np.random.default_rng(seed)
     x, w = _rand(rng, x_shape), _rand(rng, w_shape)
     b = _rand(rng, (w_shape[0],)) if with_bias else None
     ref = ref_conv2d(x, w, b, s, p, d)
-    y = K.conv2d_forward(x, w, b, stride=s, padding=p, dilation=d)
+    b32 = None if b is None else b.astype(np.float32)
+    with _layout(planes):
+        y = K.conv2d_forward(x, w, b, stride=s, padding=p, dilation=d)
+        y32 = K.conv2d_forward(x.astype(np.float32), w.astype(np.float32), b32, s, p, d)
     assert y.dtype == np.float64 and y.shape == ref.shape and y.flags.c_contiguous
     _close(y, ref, 1e-12)
-    b32 = None if b is None else b.astype(np.float32)
-    y32 = K.conv2d_forward(x.astype(np.float32), w.astype(np.float32), b32, s, p, d)
     assert y32.dtype == np.float32
     _close(y32, ref, 1e-4)
 
 
 @SETTINGS
-@given(conv_cases())
-def test_conv2d_backward_input_matches_reference(case):
+@given(conv_cases(), st.booleans())
+def test_conv2d_backward_input_matches_reference(case, planes):
     x_shape, w_shape, s, p, d, seed = case
     rng = np.random.default_rng(seed)
     w = _rand(rng, w_shape)
@@ -178,17 +189,19 @@ def test_conv2d_backward_input_matches_reference(case):
     wo = K.conv_output_size(x_shape[3], w_shape[3], s[1], p[1], d[1])
     gy = _rand(rng, (x_shape[0], w_shape[0], ho, wo))
     ref = ref_conv2d_backward_input(gy, w, x_shape, s, p, d)
-    gx = K.conv2d_backward_input(gy, w, x_shape, stride=s, padding=p, dilation=d)
+    with _layout(planes):
+        gx = K.conv2d_backward_input(gy, w, x_shape, stride=s, padding=p, dilation=d)
+        gx32 = K.conv2d_backward_input(gy.astype(np.float32), w.astype(np.float32), x_shape,
+                                       s, p, d)
     assert gx.shape == x_shape and gx.dtype == np.float64 and gx.flags.c_contiguous
     _close(gx, ref, 1e-12)
-    gx32 = K.conv2d_backward_input(gy.astype(np.float32), w.astype(np.float32), x_shape, s, p, d)
     assert gx32.dtype == np.float32
     _close(gx32, ref, 1e-4)
 
 
 @SETTINGS
-@given(conv_cases())
-def test_conv2d_backward_weight_matches_reference(case):
+@given(conv_cases(), st.booleans())
+def test_conv2d_backward_weight_matches_reference(case, planes):
     x_shape, w_shape, s, p, d, seed = case
     rng = np.random.default_rng(seed)
     x = _rand(rng, x_shape)
@@ -196,17 +209,19 @@ def test_conv2d_backward_weight_matches_reference(case):
     wo = K.conv_output_size(x_shape[3], w_shape[3], s[1], p[1], d[1])
     gy = _rand(rng, (x_shape[0], w_shape[0], ho, wo))
     ref = ref_conv2d_backward_weight(gy, x, w_shape, s, p, d)
-    gw = K.conv2d_backward_weight(gy, x, w_shape, stride=s, padding=p, dilation=d)
+    with _layout(planes):
+        gw = K.conv2d_backward_weight(gy, x, w_shape, stride=s, padding=p, dilation=d)
+        gw32 = K.conv2d_backward_weight(gy.astype(np.float32), x.astype(np.float32), w_shape,
+                                        s, p, d)
     assert gw.shape == w_shape and gw.dtype == np.float64 and gw.flags.c_contiguous
     _close(gw, ref, 1e-12)
-    gw32 = K.conv2d_backward_weight(gy.astype(np.float32), x.astype(np.float32), w_shape, s, p, d)
     assert gw32.dtype == np.float32
     _close(gw32, ref, 1e-4)
 
 
 @SETTINGS
-@given(conv_cases())
-def test_conv2d_adjoint_identities(case):
+@given(conv_cases(), st.booleans())
+def test_conv2d_adjoint_identities(case, planes):
     """<conv(x, w), gy> = <x, backward_input(gy, w)> = <w, backward_weight(gy, x)>."""
     x_shape, w_shape, s, p, d, seed = case
     rng = np.random.default_rng(seed)
@@ -214,7 +229,8 @@ def test_conv2d_adjoint_identities(case):
     y = K.conv2d_forward(x, w, None, s, p, d)
     gy = _rand(rng, y.shape)
     lhs = np.vdot(y, gy)
-    gx = K.conv2d_backward_input(gy, w, x_shape, s, p, d)
+    with _layout(planes):
+        gx = K.conv2d_backward_input(gy, w, x_shape, s, p, d)
     gw = K.conv2d_backward_weight(gy, x, w_shape, s, p, d)
     scale = np.abs(y).sum() * np.abs(gy).max() + 1.0
     assert abs(lhs - np.vdot(x, gx)) <= 1e-12 * scale
@@ -233,14 +249,16 @@ def test_bias_gradient():
 
 
 @SETTINGS
-@given(conv_transpose_cases(), st.booleans())
-def test_conv_transpose2d_matches_scatter_reference(case, with_bias):
+@given(conv_transpose_cases(), st.booleans(), st.booleans())
+def test_conv_transpose2d_matches_scatter_reference(case, with_bias, planes):
     x_shape, w_shape, s, p, op, d, seed = case
     rng = np.random.default_rng(seed)
     x, w = _rand(rng, x_shape), _rand(rng, w_shape)
     b = _rand(rng, (w_shape[1],)) if with_bias else None
     ref = ref_conv_transpose2d(x, w, b, s, p, op, d)
-    y = K.conv_transpose2d_forward(x, w, b, stride=s, padding=p, output_padding=op, dilation=d)
+    with _layout(planes):
+        y = K.conv_transpose2d_forward(x, w, b, stride=s, padding=p, output_padding=op,
+                                       dilation=d)
     expected_hw = tuple(
         K.conv_transpose_output_size(x_shape[2 + a], w_shape[2 + a], s[a], p[a], op[a], d[a])
         for a in range(2)
@@ -248,9 +266,10 @@ def test_conv_transpose2d_matches_scatter_reference(case, with_bias):
     assert y.shape == ref.shape == (x_shape[0], w_shape[1], *expected_hw)
     _close(y, ref, 1e-12)
     b32 = None if b is None else b.astype(np.float32)
-    y32 = K.conv_transpose2d_forward(
-        x.astype(np.float32), w.astype(np.float32), b32, s, p, op, d
-    )
+    with _layout(planes):
+        y32 = K.conv_transpose2d_forward(
+            x.astype(np.float32), w.astype(np.float32), b32, s, p, op, d
+        )
     assert y32.dtype == np.float32
     _close(y32, ref, 1e-4)
 
@@ -290,13 +309,15 @@ def test_conv_transpose2d_backward_is_adjoint(case):
     "x_shape,w_shape,s,p,d",
     [
         ((5, 3, 9, 7), (4, 3, 3, 2), (2, 1), (1, 0), (1, 2)),
+        ((3, 8, 9, 7), (4, 8, 3, 2), (2, 1), (1, 0), (1, 2)),
         ((4, 6, 8, 8), (5, 6, 4, 4), (2, 2), (1, 1), (1, 1)),
         ((3, 2, 10, 6), (3, 2, 1, 1), (3, 2), (0, 1), (1, 1)),
         ((3, 4, 6, 5), (2, 4, 3, 3), (1, 1), (1, 1), (1, 1)),
     ],
 )
 def test_chunked_and_blocked_paths(monkeypatch, dtype, x_shape, w_shape, s, p, d):
-    """Splitting the batch into chunks and transposes into row blocks changes no result."""
+    """Splitting the batch into chunks and transposes into row blocks changes no result (the
+    input gradients of the first two cases go by planes and by col2im)."""
     monkeypatch.setattr(K, "_SUBPIXEL_ROWS", 1)  # the stride-phase path for (4, 4) / (2, 2)
     monkeypatch.setattr(K, "_SUBPIXEL_SPARE", np.inf)
     rng = np.random.default_rng(1)
@@ -358,14 +379,17 @@ def test_stride_phase_path_matches_col2im(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_saved_columns_give_the_same_gradients(monkeypatch, dtype):
+@pytest.mark.parametrize("channels", [5, 8])  # NCHW planes, NHWC rows
+def test_saved_columns_give_the_same_gradients(monkeypatch, dtype, channels):
     """The forward's im2col matrix, kept for the weight gradient, changes no result; it is
     refused for another convolution, and not kept above the size budget or for 1 x 1."""
     rng = np.random.default_rng(2)
-    x, w = _rand(rng, (3, 5, 9, 8), dtype), _rand(rng, (4, 5, 3, 4), dtype)
+    x, w = _rand(rng, (3, channels, 9, 8), dtype), _rand(rng, (4, channels, 3, 4), dtype)
     b = _rand(rng, (4,), dtype)
     y, cols = K.conv2d_forward_with_columns(x, w, b, (2, 1), (1, 2), (1, 2))
-    assert cols is not None and cols.matrix.shape == (3 * y.shape[2] * y.shape[3], 5 * 3 * 4)
+    l, k = y.shape[2] * y.shape[3], channels * 3 * 4
+    assert cols is not None
+    assert cols.matrix.shape == ((3, k, l) if channels < K._PLANES_MAX_CHANNELS else (3 * l, k))
     np.testing.assert_array_equal(y, K.conv2d_forward(x, w, b, (2, 1), (1, 2), (1, 2)))
     gy = _rand(rng, y.shape, dtype)
     gw = K.conv2d_backward_weight(gy, x, w.shape, (2, 1), (1, 2), (1, 2), columns=cols)
