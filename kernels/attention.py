@@ -55,6 +55,8 @@ from kernels.threads import parallel_for
 # backward took 45.2 ms with 2**22 (one tile), 31.9 ms with 2**20, 29.1 ms with 2**18 (four
 # sequences per tile) and 30.0 ms with 2**17.
 _BLOCK_ELEMENTS_CPU = 1 << 18
+_LOG2_E = 1.0 / math.log(2.0)
+_LN_2 = math.log(2.0)
 _BLOCK_ELEMENTS_GPU = 1 << 27
 
 
@@ -206,8 +208,11 @@ def attention_forward(q, k, v, mask=None, causal: bool = False, scale: float | N
         return _attention_forward_cuda(q, k, v, mask, causal, scale, batch, lq, lk)
     dtype = q.dtype
     nb = _flat_size(batch)
-    # scale * (Q K^T) = (scale * Q) K^T: scaling the (Lq x d) operand costs d/Lk of a pass over S.
-    qs = _flatten(q * dtype.type(scale), batch, nb)
+    # The scores are kept in base 2, S2 = log2(e) S, so that the softmax's exponential is
+    # exp(S - m) = 2^(S2 - m2), which NumPy computes faster than e^x (0.58 against 0.83 ms for
+    # 32 x 256 x 256 float32 numbers); FlashAttention-2's kernels do the same. Both factors go
+    # into the (Lq x d) operand: log2(e) scale Q K^T costs d/Lk of a pass over S.
+    qs = _flatten(q * dtype.type(scale * _LOG2_E), batch, nb)
     kt = np.swapaxes(_flatten(k, batch, nb), -1, -2)
     vf = _flatten(v, batch, nb)
     bias = _flat_bias(mask, batch, nb, lq, lk, dtype)
@@ -215,24 +220,26 @@ def attention_forward(q, k, v, mask=None, causal: bool = False, scale: float | N
     lse = np.empty((nb, lq), dtype=dtype)
     neg_inf = dtype.type(-np.inf)
     one = dtype.type(1)
+    ln_2 = dtype.type(_LN_2)
 
     def sequences(lo: int, hi: int) -> None:
         for b0, b1, r0, r1 in _tiles(lo, hi, lq, lk, _BLOCK_ELEMENTS_CPU):
-            s = np.matmul(qs[b0:b1, r0:r1], kt[b0:b1])             # S = scale * Q K^T
+            s = np.matmul(qs[b0:b1, r0:r1], kt[b0:b1])             # S2 = log2(e) scale Q K^T
             _mask_tile(s, bias, causal, b0, b1, r0, r1)            # -inf where not allowed
             m = s.max(axis=-1, keepdims=True, initial=neg_inf)     # (Lk = 0: all masked)
-            # A fully masked row has m = -inf; shifting by 0 instead makes exp(-inf - 0) = 0
-            # rather than exp(-inf + inf) = NaN.
+            # A fully masked row has m = -inf; shifting by 0 instead makes 2^(-inf - 0) = 0
+            # rather than 2^(-inf + inf) = NaN.
             m[m == neg_inf] = 0
             s -= m
-            p = np.exp(s, out=s)                  # unnormalised probabilities, entries <= 1
+            p = np.exp2(s, out=s)                 # unnormalised probabilities, entries <= 1
             l = p.sum(axis=-1, keepdims=True)     # >= 1 unless the row is fully masked (0)
             empty = l == 0
             l_safe = np.where(empty, one, l)
             # Normalising after P V divides an (Lq x dv) block instead of the (Lq x Lk) one.
             o = np.matmul(p, vf[b0:b1], out=out[b0:b1, r0:r1])
             o /= l_safe
-            lse[b0:b1, r0:r1] = np.where(empty, neg_inf, m + np.log(l_safe))[..., 0]
+            # lse = log sum_j e^S_ij = ln(2) m2 + ln(l)
+            lse[b0:b1, r0:r1] = np.where(empty, neg_inf, ln_2 * m + np.log(l_safe))[..., 0]
 
     parallel_for(nb, sequences, _traffic(nb, lq, lk, dtype))
     return out.reshape(batch + out.shape[1:]), lse.reshape(batch + (lq,))
@@ -275,14 +282,14 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
     ks = _flatten(k * dtype.type(scale), batch, nb)
     do = _flatten(dout, batch, nb)
     # Two subtractions ride along in the products, one column more each, instead of costing a
-    # pass over an (Lq x Lk) block:
-    #     S - lse 1^T       = [scale Q, -lse] [K, 1]^T
-    #     dP - D 1^T        = [dO, D] [V, -1]^T,        D_i = rowsum(dO * O)
+    # pass over an (Lq x Lk) block (the first in base 2, as in the forward pass):
+    #     log2(e) (S - lse 1^T) = [log2(e) scale Q, -log2(e) lse] [K, 1]^T
+    #     dP - D 1^T            = [dO, D] [V, -1]^T,        D_i = rowsum(dO * O)
     # A fully masked row has lse = -inf, and every one of its scores is set to -inf by the mask
     # below, so P = 0 there whatever is subtracted: 0 keeps infinities out of the products.
     lse_safe = np.where(lse == -np.inf, dtype.type(0), lse).reshape(nb, lq, 1)
     delta = np.sum(dout * out, axis=-1, keepdims=True).reshape(nb, lq, 1)
-    qa = np.concatenate([qs, -lse_safe], axis=-1)
+    qa = np.concatenate([qs, -lse_safe], axis=-1) * dtype.type(_LOG2_E)
     kat = np.swapaxes(_append_column(_flatten(k, batch, nb), 1), -1, -2)
     doa = np.concatenate([do, delta], axis=-1)
     # BLAS runs dO V^T faster from a contiguous V^T
@@ -293,11 +300,11 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
 
     def sequences(lo: int, hi: int) -> None:
         for b0, b1, r0, r1 in _tiles(lo, hi, lq, lk, _BLOCK_ELEMENTS_CPU):
-            s = np.matmul(qa[b0:b1, r0:r1], kat[b0:b1])            # S - lse
+            s = np.matmul(qa[b0:b1, r0:r1], kat[b0:b1])            # log2(e) (S - lse)
             # Mask before the exp, as in the forward pass: a masked score may exceed lse by
             # any amount, and its exp could overflow.
             _mask_tile(s, bias, causal, b0, b1, r0, r1)
-            p = np.exp(s, out=s)                                    # P = exp(S - lse)
+            p = np.exp2(s, out=s)                                   # P = exp(S - lse)
             do_t = do[b0:b1, r0:r1]
             dv[b0:b1] += np.matmul(np.swapaxes(p, -1, -2), do_t)   # dV = P^T dO
             dp = np.matmul(doa[b0:b1, r0:r1], vat[b0:b1])          # dP - D
