@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _cuda
+from kernels import _cuda, threads
 
 IntPair = int | tuple[int, int]
 
@@ -116,6 +116,24 @@ def max_pool2d_forward(x, kernel_size: IntPair, stride: IntPair | None = None,
     if _cuda.is_cupy_array(x):
         return _max_pool2d_forward_cuda(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))
     h, w = x.shape[-2:]
+    planes = x.reshape(-1, h, w)
+    y = np.empty((planes.shape[0], oh, ow), dtype=x.dtype)
+    argmax = np.empty(y.shape, dtype=np.int64)
+
+    def slice_of_planes(lo: int, hi: int) -> None:
+        _max_pool_planes(planes[lo:hi], (kh, kw), (sh, sw), (ph, pw), (dh, dw), y[lo:hi],
+                         argmax[lo:hi])
+
+    # The planes are independent: the threads of kernels.threads take a share each.
+    threads.parallel_for(planes.shape[0], slice_of_planes, x.nbytes + argmax.nbytes)
+    return y.reshape(x.shape[:-2] + (oh, ow)), argmax.reshape(x.shape[:-2] + (oh, ow))
+
+
+def _max_pool_planes(x, k, s, p, d, y, argmax) -> None:
+    """:func:`max_pool2d_forward` of the planes ``x`` (n, H, W) into ``y`` and ``argmax``
+    (n, oh, ow), on the calling thread."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = k, s, p, d, y.shape[-2:]
+    h, w = x.shape[-2:]
     hp = _padded_extent(h, kh, sh, ph, dh, oh)
     wp = _padded_extent(w, kw, sw, pw, dw, ow)
     if ph == pw == 0 and hp <= h and wp <= w:
@@ -128,7 +146,7 @@ def max_pool2d_forward(x, kernel_size: IntPair, stride: IntPair | None = None,
         return xpad[..., _window_slice(a, sh, dh, oh), _window_slice(b, sw, dw, ow)]
 
     # Pass 1: the maximum, as a chain of elementwise maxima (np.maximum propagates NaN).
-    y = window(0, 0).copy()
+    np.copyto(y, window(0, 0))
     for a in range(kh):
         for b in range(kw):
             if a or b:
@@ -160,11 +178,10 @@ def max_pool2d_forward(x, kernel_size: IntPair, stride: IntPair | None = None,
               + (np.arange(ow, dtype=np.int64) * sw - pw)[None, :])
     step = (np.arange(kh, dtype=np.int64)[:, None] * (dh * w)
             + np.arange(kw, dtype=np.int64)[None, :] * dw).ravel()
-    argmax = corner + np.take(step, which)
+    np.add(corner, np.take(step, which), out=argmax)
     empty = which < 0
     if empty.any():
         argmax[empty] = -1
-    return y, argmax
 
 
 def max_pool2d_backward(gy, argmax, x_shape: tuple[int, ...]):

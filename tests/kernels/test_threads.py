@@ -9,6 +9,7 @@ import pytest
 
 from kernels import attention as A
 from kernels import conv as K
+from kernels import pool
 from kernels import threads
 
 
@@ -179,6 +180,19 @@ def test_threaded_convolution_equals_serial(three_threads, serial, path):
     expected = run()
     for got, want in zip(results, expected):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("args", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                  dict(kernel_size=2, dilation=2, ceil_mode=True)])
+def test_threaded_max_pool_equals_serial(three_threads, serial, args):
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 3, (5, 2, 9, 8)).astype(np.float64)  # ties
+    x[0, 1, 2, 3] = np.nan
+    y, argmax = pool.max_pool2d_forward(x, **args)
+    serial()
+    y1, argmax1 = pool.max_pool2d_forward(x, **args)
+    np.testing.assert_array_equal(y, y1)
+    np.testing.assert_array_equal(argmax, argmax1)
 
 
 def test_threaded_attention_equals_serial(three_threads, serial):
