@@ -44,7 +44,7 @@ class Sum(Function):
         self.axes, self.keepdims = axes, keepdims
 
     def forward(self, x):
-        return x.sum(axis=self.axes, keepdims=self.keepdims)
+        return backend.sum_axes(x, self.axes, self.keepdims)
 
     def backward(self, g):
         return _expand(g, self.inputs[0].shape, self.axes)
@@ -66,7 +66,7 @@ class Mean(Function):
             return x.mean(axis=self.axes, keepdims=self.keepdims)
         # sum times 1/n: the same pairwise sum as x.mean() without its Python-level overhead
         self.scale = x.dtype.type(1.0 / n)
-        return x.sum(axis=self.axes, keepdims=self.keepdims) * self.scale
+        return backend.sum_axes(x, self.axes, self.keepdims) * self.scale
 
     def backward(self, g):
         return _expand(g * (1.0 / self.n), self.inputs[0].shape, self.axes)

@@ -41,7 +41,7 @@ def sum_to_array(x: Any, shape: tuple[int, ...]) -> Any:
     if lead > 0 and x.shape[lead:] == shape:  # only leading axes were added (a bias, say)
         return x.sum(axis=0 if lead == 1 else tuple(range(lead)))
     axes, lead = _reduced_axes(x.shape, shape)
-    y = x.sum(axis=axes, keepdims=True) if axes else x
+    y = backend.sum_axes(x, axes, keepdims=True) if axes else x
     return y.reshape(shape)
 
 

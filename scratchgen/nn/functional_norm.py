@@ -48,8 +48,8 @@ class Normalize(Function):
 
     def backward_arrays(self, g):
         x_hat, a = self._outputs[0], self.axes
-        gx = g - g.mean(axis=a, keepdims=True)
-        gx -= x_hat * (g * x_hat).mean(axis=a, keepdims=True)
+        gx = g - _mean_axes(g, a)
+        gx -= x_hat * _mean_axes(g * x_hat, a)
         gx *= self.inv_std
         return gx
 
@@ -66,11 +66,20 @@ def normalize_over(x: Tensor, axes: tuple[int, ...], eps: float) -> tuple[Tensor
     """(x - mean) / sqrt(var + eps) over ``axes`` (kept), returned with the batch mean and
     the biased batch variance (constants: they feed the running statistics)."""
     xp = backend.get_array_module(x.data)
-    mean = x.data.mean(axis=axes, keepdims=True)
-    var = x.data.var(axis=axes, keepdims=True)
+    mean = _mean_axes(x.data, axes)
+    d = x.data - mean
+    var = _mean_axes(d * d, axes)  # biased, two passes, as x.var
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
     y = Normalize.apply(x, axes=axes, eps=eps, mean=mean, inv_std=inv_std)
     return y, Tensor(mean), Tensor(var)
+
+
+def _mean_axes(a: Any, axes: tuple[int, ...]) -> Any:
+    """``a.mean(axis=axes, keepdims=True)`` for a float array, by ``backend.sum_axes``."""
+    n = 1
+    for ax in axes:
+        n *= a.shape[ax]
+    return backend.sum_axes(a, axes, keepdims=True) * a.dtype.type(1.0 / max(n, 1))
 
 
 def _channel_shape(x: Tensor) -> tuple[int, ...]:
