@@ -64,7 +64,8 @@ class Mean(Function):
         self.n = n
         if x.dtype.kind != "f" or n == 0:  # integers (no gradient), or empty axes (NaN)
             return x.mean(axis=self.axes, keepdims=self.keepdims)
-        # sum times 1/n: the same pairwise sum as x.mean() without its Python-level overhead
+        # sum times 1/n: x.mean() without its Python-level overhead (and, by sum_axes, fast for
+        # the batch-and-pixels axes of a normalisation)
         self.scale = x.dtype.type(1.0 / n)
         return backend.sum_axes(x, self.axes, self.keepdims) * self.scale
 

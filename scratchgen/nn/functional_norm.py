@@ -79,7 +79,9 @@ def _mean_axes(a: Any, axes: tuple[int, ...]) -> Any:
     n = 1
     for ax in axes:
         n *= a.shape[ax]
-    return backend.sum_axes(a, axes, keepdims=True) * a.dtype.type(1.0 / max(n, 1))
+    if n == 0:  # NaN, as NumPy's
+        return a.mean(axis=axes, keepdims=True)
+    return backend.sum_axes(a, axes, keepdims=True) * a.dtype.type(1.0 / n)
 
 
 def _channel_shape(x: Tensor) -> tuple[int, ...]:
