@@ -4,6 +4,8 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from kernels.reduce import sum_axes
+
 from scratchgen import backend
 from scratchgen.autograd import Function, Tensor
 from scratchgen.functional.elementwise import exp
@@ -44,7 +46,7 @@ class Sum(Function):
         self.axes, self.keepdims = axes, keepdims
 
     def forward(self, x):
-        return backend.sum_axes(x, self.axes, self.keepdims)
+        return sum_axes(x, self.axes, self.keepdims)
 
     def backward(self, g):
         return _expand(g, self.inputs[0].shape, self.axes)
@@ -67,7 +69,7 @@ class Mean(Function):
         # sum times 1/n: x.mean() without its Python-level overhead (and, by sum_axes, fast for
         # the batch-and-pixels axes of a normalisation)
         self.scale = x.dtype.type(1.0 / n)
-        return backend.sum_axes(x, self.axes, self.keepdims) * self.scale
+        return sum_axes(x, self.axes, self.keepdims) * self.scale
 
     def backward(self, g):
         return _expand(g * (1.0 / self.n), self.inputs[0].shape, self.axes)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import builtins
 from typing import Any, Sequence
 
+from kernels.reduce import sum_axes
+
 from scratchgen import backend
 from scratchgen.autograd import Function, Tensor
 from scratchgen.functional.registry import register
@@ -41,7 +43,7 @@ def sum_to_array(x: Any, shape: tuple[int, ...]) -> Any:
     if lead > 0 and x.shape[lead:] == shape:  # only leading axes were added (a bias, say)
         return x.sum(axis=0 if lead == 1 else tuple(range(lead)))
     axes, lead = _reduced_axes(x.shape, shape)
-    y = backend.sum_axes(x, axes, keepdims=True) if axes else x
+    y = sum_axes(x, axes, keepdims=True) if axes else x
     return y.reshape(shape)
 
 

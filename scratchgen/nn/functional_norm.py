@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from kernels.reduce import sum_axes
+
 from scratchgen import backend
 import scratchgen.functional as F
 from scratchgen.autograd import Function, Tensor
@@ -75,13 +77,13 @@ def normalize_over(x: Tensor, axes: tuple[int, ...], eps: float) -> tuple[Tensor
 
 
 def _mean_axes(a: Any, axes: tuple[int, ...]) -> Any:
-    """``a.mean(axis=axes, keepdims=True)`` for a float array, by ``backend.sum_axes``."""
+    """``a.mean(axis=axes, keepdims=True)`` for a float array, by ``kernels.reduce.sum_axes``."""
     n = 1
     for ax in axes:
         n *= a.shape[ax]
     if n == 0:  # NaN, as NumPy's
         return a.mean(axis=axes, keepdims=True)
-    return backend.sum_axes(a, axes, keepdims=True) * a.dtype.type(1.0 / n)
+    return sum_axes(a, axes, keepdims=True) * a.dtype.type(1.0 / n)
 
 
 def _channel_shape(x: Tensor) -> tuple[int, ...]:

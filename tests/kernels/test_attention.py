@@ -297,6 +297,7 @@ def test_cuda_flash_forward_broadcasts_and_falls_back(cupy, monkeypatch):
     out_g, lse_g = attention_forward(*(cupy.asarray(a) for a in (q, k, v)), causal=True)
     np.testing.assert_allclose(cupy.asnumpy(out_g), out, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(cupy.asnumpy(lse_g), lse, rtol=1e-10, atol=1e-12)
+
     def no_flash(*args):
         raise AssertionError("the tiled kernel ran above _FLASH_MAX_DIM features")
 
