@@ -214,7 +214,10 @@ def attention_forward(q, k, v, mask=None, causal: bool = False, scale: float | N
     # 32 x 256 x 256 float32 numbers); FlashAttention-2's kernels do the same. Both factors go
     # into the (Lq x d) operand: log2(e) scale Q K^T costs d/Lk of a pass over S.
     qs = _flatten(q * dtype.type(scale * _LOG2_E), batch, nb)
-    kt = np.swapaxes(_flatten(k, batch, nb), -1, -2)
+    # BLAS runs Q K^T with d = 8 faster from a contiguous K^T than from K's transposed view:
+    # 34 against 58 us for four 256 x 256 score matrices; SAGAN's attention (64 x 256 x 256,
+    # one thread), forward 8.9 -> 8.7 ms, backward 14.7 -> 14.3 ms
+    kt = np.ascontiguousarray(np.swapaxes(_flatten(k, batch, nb), -1, -2))
     vf = _flatten(v, batch, nb)
     bias = _flat_bias(mask, batch, nb, lq, lk, dtype)
     out = np.empty((nb, lq, v.shape[-1]), dtype=dtype)
@@ -291,9 +294,9 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
     lse_safe = np.where(lse == -np.inf, dtype.type(0), lse).reshape(nb, lq, 1)
     delta = np.sum(dout * out, axis=-1, keepdims=True).reshape(nb, lq, 1)
     qa = np.concatenate([qs, -lse_safe], axis=-1) * dtype.type(_LOG2_E)
-    kat = np.swapaxes(_append_column(_flatten(k, batch, nb), 1), -1, -2)
     doa = np.concatenate([do, delta], axis=-1)
-    # BLAS runs dO V^T faster from a contiguous V^T
+    # BLAS runs both score products faster from contiguous K^T and V^T (as in the forward pass)
+    kat = np.ascontiguousarray(np.swapaxes(_append_column(_flatten(k, batch, nb), 1), -1, -2))
     vat = np.ascontiguousarray(np.swapaxes(_append_column(_flatten(v, batch, nb), -1), -1, -2))
     dq = np.empty(qs.shape, dtype=dtype)
     dk = np.zeros(ks.shape, dtype=dtype)
