@@ -79,13 +79,13 @@ Why not fewer multiplications (CPU)
 -----------------------------------
 A k=4, s=2 convolution is, after splitting the input's rows and columns by parity, a stride-1
 2x2 convolution over 4C channels, and Winograd's F(2x2, 2x2) (Lavin & Gray, 2016) computes
-that with 9 products per 2x2 tile of outputs instead of 16. It was measured here (batch 64,
-float32): on one thread its 9 products took 1.84 ms against im2col's 3.39 for 64 -> 128
-channels at 16x16, but its input and output transforms -- additions, but several NumPy passes
-over arrays larger than the input -- took 1.7 ms against im2col's 0.7. On two threads, both
-streaming memory at once, its forward pass was 2% faster to 49% slower than im2col over 12
-layer shapes (16 to 256 channels, 8x8 to 32x32 inputs), and forward + backward 10% faster to
-37% slower. The products stay im2col's: a transform pays where it is fused into the product's
+that with 9 products per 2x2 tile of outputs instead of 16. It was measured on a 2-core
+machine (float32). On one thread, for 32 images of 64 -> 128 channels at 16x16, its 9 products
+took 1.84 ms against im2col's 3.39, but its input and output transforms -- additions, but
+several NumPy passes over arrays larger than the input -- took 1.7 ms against im2col's 0.7.
+On two threads at batch 64, both streaming memory at once, its forward pass was 2% faster to
+49% slower than im2col over 12 layer shapes (16 to 256 channels, 8x8 to 32x32 inputs), and
+forward + backward 10% faster to 37% slower. The products stay im2col's: a transform pays where it is fused into the product's
 own loops, which NumPy cannot do.
 """
 from __future__ import annotations
