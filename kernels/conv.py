@@ -85,8 +85,8 @@ took 1.84 ms against im2col's 3.39, but its input and output transforms -- addit
 several NumPy passes over arrays larger than the input -- took 1.7 ms against im2col's 0.7.
 On two threads at batch 64, both streaming memory at once, its forward pass was 2% faster to
 49% slower than im2col over 12 layer shapes (16 to 256 channels, 8x8 to 32x32 inputs), and
-forward + backward 10% faster to 37% slower. The products stay im2col's: a transform pays where it is fused into the product's
-own loops, which NumPy cannot do.
+forward + backward 10% faster to 37% slower. The products stay im2col's: a transform pays
+where it is fused into the product's own loops, which NumPy cannot do.
 """
 from __future__ import annotations
 

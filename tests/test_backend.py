@@ -34,4 +34,3 @@ def test_broadcast_view_rejects_incompatible_shapes():
         backend.broadcast_view(np.zeros((2, 3)), (4, 3))
     with pytest.raises(ValueError):
         backend.broadcast_view(np.zeros((2, 3)), (3,))
-
