@@ -4,6 +4,8 @@
     scratchgen train vae                        # a VAE on the embedded digits: pictures in runs/vae
     scratchgen train vae --data mnist --data-dir ../shared/data/mnist --epochs 10
     scratchgen train MODEL --help               # each model's own options
+    scratchgen list                             # the models, one line each
+    scratchgen sample RUN --n 64 --out s.png    # draw from a trained run (.png or .npy)
     scratchgen bench engine                     # autograd overhead vs the same math in NumPy
     scratchgen bench kernels                    # convolution/attention time and GFLOP/s
     scratchgen bench lenet --data-dir DIR       # LeNet on MNIST: accuracy, seconds per epoch
@@ -15,7 +17,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import os
+import pathlib
 import sys
+
+from scratchgen import __version__
 
 __all__ = ["main", "MODELS", "BENCHMARKS"]
 
@@ -34,26 +41,101 @@ MODELS = {
     "soft-intro-vae-toy": ("soft_intro_vae_toy", "Soft-IntroVAE on 2-D toy densities"),
     "hierarchical-vae": ("hierarchical_vae", "hierarchical VAE (VDVAE-style top-down path)"),
     "lenet": ("lenet_mnist", "LeNet classifier on MNIST (features for later metrics)"),
+    "gan": ("gan", "GAN with MLPs, minimax or non-saturating, PacGAN packing (Goodfellow)"),
+    "dcgan": ("dcgan", "DCGAN (Radford et al.)"),
+    "cgan": ("cgan", "conditional GAN: concatenated labels, conditional BN, projection D"),
+    "lsgan": ("lsgan", "least-squares GAN (Mao et al.)"),
+    "wgan-gp": ("wgan_gp", "Wasserstein GAN with gradient penalty (Gulrajani et al.)"),
+    "sngan": ("sngan", "spectrally normalised GAN, hinge loss (Miyato et al.)"),
+    "sagan": ("sagan", "self-attention GAN (Zhang et al.)"),
 }
 
 BENCHMARKS = {
     "engine": "scratchgen.benchmarks.engine",
+    "modes": "scratchgen.benchmarks.modes",
     "kernels": "kernels.bench",
     "lenet": "scratchgen.benchmarks.lenet",
     "models": "scratchgen.benchmarks.models",
 }
 
 
+def _fail(message: str) -> int:
+    """A user's error: one line on stderr, exit status 2."""
+    print(f"scratchgen: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _sample(args: argparse.Namespace) -> int:
+    """``scratchgen sample RUN``: draw ``--n`` samples from a finished (or running) run with the
+    model's own ``sample(run, n, label, seed, device)`` and write them as a picture or an
+    array (float32: (N, C, H, W) images in [0, 1], or (N, 2) points)."""
+    import numpy
+
+    from scratchgen.train import RunError, read_run_config
+    from scratchgen.train.images import save_image_grid, scatter_2d
+
+    out = pathlib.Path(args.out)
+    if out.suffix not in (".png", ".npy"):
+        return _fail(f"--out {args.out}: the file must end in .png or .npy")
+    if args.n < 1:
+        return _fail(f"--n {args.n}: must be at least 1")
+    try:
+        config = read_run_config(args.run)
+        name = config["model"]
+        if name not in MODELS:
+            return _fail(f"{args.run} is a run of {name!r}, which scratchgen does not know")
+        module = importlib.import_module(f"scratchgen.examples.{MODELS[name][0]}")
+        if not callable(getattr(module, "sample", None)):
+            return _fail(f"{args.run}: sampling from {name!r} runs is not supported")
+        samples = numpy.asarray(module.sample(pathlib.Path(args.run), args.n, label=args.label,
+                                              seed=args.seed, device=args.device),
+                                dtype=numpy.float32)
+    except (RunError, ValueError, FileNotFoundError) as exc:
+        return _fail(str(exc).splitlines()[0])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        tmp = out.with_name("." + out.name + ".tmp")
+        with open(tmp, "wb") as f:
+            numpy.save(f, samples)
+        os.replace(tmp, out)
+    elif samples.ndim == 2:
+        scatter_2d(samples, None, out, title=f"{len(samples)} samples of {args.run}",
+                   xlabel="x1", ylabel="x2")
+    else:
+        nrow = max(1, int(math.ceil(math.sqrt(len(samples)))))
+        save_image_grid(samples, out, nrow=nrow, value_range=(0, 1),
+                        scale=max(1, 64 // samples.shape[-1]))
+    print(f"wrote {len(samples)} samples of {args.run} to {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scratchgen", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"scratchgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the models")
+    sa = sub.add_parser("sample", help="draw samples from a trained run")
+    sa.add_argument("run", help="the run folder (e.g. runs/dcgan)")
+    sa.add_argument("--n", type=int, default=64, help="how many samples")
+    sa.add_argument("--label", type=int, default=None, help="class of a conditional model")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--device", default="cpu")
+    sa.add_argument("--out", required=True, help="FILE.png (a picture) or FILE.npy (float32)")
     # no -h on the subcommands: `scratchgen train vae --help` is the model's own help
     tr = sub.add_parser("train", help="train a model and write its pictures", add_help=False)
     tr.add_argument("model", nargs="?", choices=list(MODELS), metavar="MODEL")
     be = sub.add_parser("bench", help="run a benchmark", add_help=False)
     be.add_argument("name", nargs="?", choices=list(BENCHMARKS), metavar="NAME")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "list":
+        for k, v in MODELS.items():
+            print(f"{k:20s} {v[1]}")
+        return 0
+    if args.command == "sample":
+        if rest:
+            return _fail(f"unrecognised arguments: {' '.join(rest)}")
+        return _sample(args)
     if getattr(args, "model", "") is None or getattr(args, "name", "") is None:
         table = MODELS if args.command == "train" else {k: (v, v) for k, v in BENCHMARKS.items()}
         print(f"usage: scratchgen {args.command} "

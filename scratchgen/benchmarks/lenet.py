@@ -14,7 +14,9 @@ The network (LeCun et al., 1998, with ReLU, max pooling and dropout as is usual 
 
 trained with cross-entropy and Adam (lr 1e-3, halved after every epoch). The command prints
 the test accuracy and the seconds of training per epoch, and writes the classifier to
-``runs/lenet/classifier.npz``; ``load_mnist_classifier(path)`` gives it back.
+``runs/lenet/classifier.npz``; ``load_mnist_classifier(path)`` gives it back. The network and
+its save / load live in ``scratchgen.metrics.classifier`` (with the copies shipped in the package)
+and are re-exported here.
 """
 from __future__ import annotations
 
@@ -30,74 +32,12 @@ import numpy
 
 import scratchgen as sg
 import scratchgen.functional as F
-from scratchgen import nn, optim
-from scratchgen.serialization import load, save
+from scratchgen import optim
+from scratchgen.metrics.classifier import (MNIST_MEAN, MNIST_STD, LeNet, load_mnist_classifier,
+                                           save_mnist_classifier)
 
 __all__ = ["LeNet", "load_mnist_classifier", "save_mnist_classifier", "evaluate", "train", "main",
            "MNIST_MEAN", "MNIST_STD"]
-
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the training images' pixels, scaled to [0, 1]
-_FORMAT = "scratchgen-mnist-classifier"
-
-
-class LeNet(nn.Module):
-    """A LeNet-5-style classifier of 28x28 grey images given in [0, 1].
-
-    ``forward(x)`` gives the 10 class logits; ``features(x)`` the 256-dimensional penultimate
-    activations, the space in which generated and real digits are compared. The input is
-    standardised inside (``(x - 0.1307) / 0.3081``), so callers pass plain [0, 1] pixels.
-    """
-
-    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 256,
-                 num_classes: int = 10, dropout: float = 0.5) -> None:
-        super().__init__()
-        c1, c2 = channels
-        self.config = {"channels": [c1, c2], "hidden": hidden, "num_classes": num_classes,
-                       "dropout": dropout}
-        self.conv1 = nn.Conv2d(1, c1, 5)
-        self.conv2 = nn.Conv2d(c1, c2, 5)
-        self.pool = nn.MaxPool2d(2)
-        self.fc1 = nn.Linear(c2 * 4 * 4, hidden)
-        self.drop = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(hidden, num_classes)
-
-    def features(self, x: Any) -> sg.Tensor:
-        """Penultimate activations relu(fc1(...)) of images (N, 1, 28, 28) in [0, 1]."""
-        if not isinstance(x, sg.Tensor):
-            x = sg.tensor(x, device=self.conv1.weight.device, dtype=self.conv1.weight.dtype)
-        h = (x - MNIST_MEAN) * (1.0 / MNIST_STD)
-        h = self.pool(F.relu(self.conv1(h)))
-        h = self.pool(F.relu(self.conv2(h)))
-        return F.relu(self.fc1(F.reshape(h, (h.shape[0], -1))))
-
-    def forward(self, x: Any) -> sg.Tensor:
-        return self.fc2(self.drop(self.features(x)))
-
-
-def save_mnist_classifier(model: LeNet, path: str | os.PathLike, **info: Any) -> pathlib.Path:
-    """Write the classifier's configuration and weights (and ``info``, e.g. its accuracy)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save({"format": _FORMAT, "config": model.config, "state_dict": model.state_dict(),
-          "info": info}, path)
-    return path
-
-
-def load_mnist_classifier(path: str | os.PathLike, device: Any = "cpu") -> LeNet:
-    """The classifier saved by ``scratchgen bench lenet`` (``runs/lenet/classifier.npz``), in
-    evaluation mode with frozen parameters; ``model.info`` holds what was saved with it
-    (test accuracy, epochs...). ``model.features(x)`` gives the 256-d features."""
-    state = load(path, device)
-    if not isinstance(state, dict) or state.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not an MNIST classifier saved by save_mnist_classifier")
-    cfg = state["config"]
-    model = LeNet(tuple(cfg["channels"]), cfg["hidden"], cfg["num_classes"], cfg["dropout"])
-    model.load_state_dict(state["state_dict"])
-    model.to(device)
-    model.eval()
-    model.requires_grad_(False)
-    model.info = dict(state.get("info", {}))
-    return model
 
 
 def evaluate(model: LeNet, images: numpy.ndarray, labels: numpy.ndarray, batch_size: int = 1000,

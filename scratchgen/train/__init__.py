@@ -6,6 +6,8 @@ write files for the user.
 - ``BestWeights``: the weights at the best validation figure, checkpointed with the run.
 - ``save_checkpoint`` / ``load_checkpoint`` / ``load_latest``: the checkpoint files.
 - ``read_metrics``: ``metrics.jsonl`` back as series for ``plot_curves``.
+- ``write_run_config`` / ``read_run_config`` / ``load_run_state``: a run folder's
+  ``config.json`` (the model and its options) and newest checkpoint, to use a finished run.
 - Pictures: ``to_grid``, ``save_png``, ``save_image_grid``, ``save_interpolation_strip``,
   ``plot_curves``, ``scatter_2d``, ``density_plot``.
 """
@@ -20,6 +22,9 @@ from scratchgen.train.checkpoint import (  # noqa: F401
 )
 from scratchgen.train.log import MetricsLog, ProgressLine, RunningMeans, read_metrics  # noqa: F401
 from scratchgen.train.loop import FitResult, Trainer  # noqa: F401
+from scratchgen.train.run import (  # noqa: F401
+    CONFIG_NAME, RunError, load_run_state, read_run_config, write_run_config,
+)
 
 __all__ = [
     "Trainer", "FitResult", "BestWeights",
@@ -28,4 +33,5 @@ __all__ = [
     "MetricsLog", "ProgressLine", "RunningMeans", "read_metrics",
     "to_grid", "save_png", "save_image_grid", "save_interpolation_strip", "plot_curves",
     "scatter_2d", "density_plot",
+    "CONFIG_NAME", "RunError", "write_run_config", "read_run_config", "load_run_state",
 ]
