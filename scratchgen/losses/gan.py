@@ -121,6 +121,9 @@ def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
     n = real.shape[0]
     if alpha is None:
         alpha = sg.rand(n, dtype=real.dtype, device=real.device)
+    elif alpha.size != n:
+        raise ValueError(f"gradient_penalty: alpha needs one value per example ({n}), "
+                         f"got shape {alpha.shape}")
     a = alpha.detach().reshape(n, *([1] * (real.ndim - 1)))
     x_hat = real.detach() * a + fake.detach() * (1.0 - a)
     norm = F.sqrt(_per_example_squared_norm(_input_gradient(D, x_hat)) + eps)
@@ -131,9 +134,9 @@ def r1_penalty(D: Callable[[Tensor], Tensor], real: Tensor, gamma: float = 10.0)
     """R1 (Mescheder et al. 2018, eq. 9): gamma/2 E_x[||grad_x D(x)||^2] on real data, the
     norm over all of an example's dimensions, with the graph kept so that it trains D.
 
-    The paper's 1/2 is kept. (The authors' code, GAN_stability, computes
-    ``reg_param * mean(sum(grad^2))`` without the 1/2, so its ``reg_param`` = 10 is our
-    gamma = 20.)
+    The paper's 1/2 is kept. (The authors' code, GAN_stability, adds
+    ``reg_param * mean_i ||grad_x l(x_i)||^2`` (``compute_grad2`` in ``gan_training/train.py``)
+    without the 1/2, so the ``reg_param`` = 10 of its configs is our gamma = 20.)
     """
     g = _input_gradient(D, real)
     return _per_example_squared_norm(g).mean() * (0.5 * gamma)

@@ -108,9 +108,12 @@ def frechet_distance(mu1: Any, cov1: Any, mu2: Any, cov2: Any) -> float:
     if c1.shape != (d, d) or c2.shape != (d, d):
         raise ValueError(f"frechet_distance: covariances must be ({d}, {d}) like the means, got "
                          f"{c1.shape} and {c2.shape}")
-    s1 = sqrtm_psd(c1)
-    w, _ = _symmetric_eigh(s1 @ c2 @ s1, "C1^{1/2} C2 C1^{1/2}")
-    _symmetric_eigh(c2, "cov2")  # C2 must be PSD too, else the distance means nothing
+    w1, v1 = _symmetric_eigh(c1, "frechet_distance: cov1")
+    _symmetric_eigh(c2, "frechet_distance: cov2")  # C2 must be PSD too, else d means nothing
+    s1 = (v1 * np.sqrt(w1)) @ v1.T
+    middle = s1 @ c2 @ s1
+    # symmetric PSD in exact arithmetic; symmetrised so that rounding cannot make it otherwise
+    w = np.clip(np.linalg.eigvalsh((middle + middle.T) * 0.5), 0.0, None)
     diff = m1 - m2
     value = float(diff @ diff + np.trace(c1) + np.trace(c2) - 2.0 * np.sqrt(w).sum())
     return max(value, 0.0)
@@ -139,7 +142,7 @@ def mmd2_unbiased(x: Any, y: Any, degree: int = 3, gamma: float | None = None,
         MMD^2_u = sum_{i != j} k(x_i, x_j) / (m (m-1)) + sum_{i != j} k(y_i, y_j) / (n (n-1))
                   - 2 sum_{i, j} k(x_i, y_j) / (m n)
 
-    (Gretton et al., "A Kernel Two-Sample Test", JMLR 2012, eq. 3). Its expectation is the MMD^2
+    (Gretton et al., "A Kernel Two-Sample Test", JMLR 2012). Its expectation is the MMD^2
     itself, so it is negative about half the time when the distributions are equal.
     """
     a = _features(x, "mmd2_unbiased: x", 2)
@@ -159,7 +162,7 @@ def mmd2_unbiased(x: Any, y: Any, degree: int = 3, gamma: float | None = None,
 
 def kid(f1: Any, f2: Any, subsets: int = 100, subset_size: int = 1000, degree: int = 3,
         gamma: float | None = None, coef0: float = 1.0, seed: int | None = 0) -> Estimate:
-    """Kernel distance (Binkowski et al. 2018, Sec. 4, "KID"): ``mmd2_unbiased`` with the kernel
+    """Kernel distance (Binkowski et al. 2018, "KID"): ``mmd2_unbiased`` with the kernel
     k(x, y) = (x.y / d + 1)^3 on ``subsets`` random subsets (drawn without replacement) of
     min(subset_size, N1, N2) rows of each set; returns the mean and the standard deviation of the
     subset estimates (their spread, not the standard error of the mean).
@@ -172,7 +175,8 @@ def kid(f1: Any, f2: Any, subsets: int = 100, subset_size: int = 1000, degree: i
     _same_dim(a, b, "kid: f1 and f2")
     if isinstance(subsets, bool) or not isinstance(subsets, (int, np.integer)) or subsets < 1:
         raise ValueError(f"kid: subsets must be a positive integer, got {subsets!r}")
-    if subset_size < 2:
+    if isinstance(subset_size, bool) or not isinstance(subset_size, (int, np.integer)) or (
+            subset_size < 2):
         raise ValueError(f"kid: subset_size must be >= 2, got {subset_size!r}")
     m = int(min(subset_size, a.shape[0], b.shape[0]))
     rng = np.random.default_rng(seed)
@@ -260,7 +264,7 @@ def _inside_fraction(points: np.ndarray, centres: np.ndarray, radii_sq: np.ndarr
 
 def precision_recall(real_features: Any, fake_features: Any, k: int = 3,
                      max_elements: int = 1 << 22) -> tuple[float, float]:
-    """Improved precision and recall (Kynkaanniemi et al. 2019, Sec. 2, eq. 1-2).
+    """Improved precision and recall (Kynkaanniemi et al. 2019, Sec. 2).
 
     Each set approximates its manifold by balls around its points, of radius the distance to
     the point's k-th nearest neighbour within the set (k = 3 as in the paper):

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 import scratchgen as sg
 import scratchgen.functional as F
-from scratchgen.losses import gan
 from scratchgen.losses.gan import (
     D_KINDS, G_KINDS, discriminator_loss, generator_loss, gradient_penalty, r1_penalty,
 )
@@ -293,6 +292,8 @@ def test_gradient_penalty_trains_d_only_and_checks_shapes():
                                rtol=1e-9)
     with pytest.raises(ValueError, match="same shape"):
         gradient_penalty(linear_critic(w), real, t64(rng.normal(size=(3, 2, 3))))
+    with pytest.raises(ValueError, match="one value per example"):
+        gradient_penalty(linear_critic(w), real, fake, alpha=t64(rng.uniform(size=(4, 2, 3))))
 
 
 # ---- R1 -------------------------------------------------------------------------------------
