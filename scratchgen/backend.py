@@ -163,11 +163,18 @@ def to_device(x: Any, dev: str | Device):
 def parse_to_args(args: tuple, device: Any = None, dtype: Any = None
                   ) -> tuple[Device | None, numpy.dtype | None]:
     """Sort the positional arguments of ``.to(...)`` into a device and a dtype, as PyTorch's
-    ``t.to("cuda")``, ``t.to("float64")`` and ``t.to("cpu", "float64")`` do."""
+    ``t.to("cuda")``, ``t.to("float64")`` and ``t.to("cpu", "float64")`` do. A string that
+    is neither (``"tpu"``) raises a ``ValueError`` that says so."""
     for a in args:
         if isinstance(a, Device) or (isinstance(a, str) and (a == "cpu" or a.startswith("cuda"))):
             device = a
         else:
+            if isinstance(a, str):
+                try:
+                    numpy.dtype(a)
+                except TypeError:
+                    raise ValueError(f"{a!r} is neither a device ('cpu', 'cuda' or 'cuda:N') "
+                                     "nor a dtype ('float32', 'float64', ...)") from None
             dtype = a
     return (None if device is None else _parse_device(device),
             None if dtype is None else as_dtype(dtype))

@@ -12,14 +12,26 @@
     scratchgen bench models                     # seconds per MNIST epoch of every example's model
 
 Every model trains on the embedded digits by default (no download) and takes ``--device cuda``.
+
+A run folder belongs to one run: a new run refuses a folder that holds anything, and
+``--resume`` continues only a run of the same model with the same options (``--epochs``,
+``--steps``, ``--device``, ``--checkpoint-every`` and ``--allow-nonfinite`` may change).
+Checkpoints are written at least once a minute (``--checkpoint-every SECONDS``), at the end,
+and on Ctrl-C or SIGTERM.
+
+Errors a user can cause (a bad flag value, a folder that is not the right run, a missing data
+file, a loss that became NaN) end with one line, ``scratchgen: error: ...``, and no
+traceback; ``--debug`` anywhere on the line shows the traceback. Exit status: 0 done, 1 the
+run stopped at a non-finite loss, 2 an error in the command (its flags, files or folders),
+130 / 143 stopped by Ctrl-C / SIGTERM after saving a checkpoint.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import math
-import os
 import pathlib
+import signal
 import sys
 
 from scratchgen import __version__
@@ -71,7 +83,8 @@ def _sample(args: argparse.Namespace) -> int:
     array (float32: (N, C, H, W) images in [0, 1], or (N, 2) points)."""
     import numpy
 
-    from scratchgen.train import RunError, read_run_config
+    from scratchgen.serialization import atomic_write
+    from scratchgen.train import read_run_config
     from scratchgen.train.images import save_image_grid, scatter_2d
 
     out = pathlib.Path(args.out)
@@ -79,25 +92,19 @@ def _sample(args: argparse.Namespace) -> int:
         return _fail(f"--out {args.out}: the file must end in .png or .npy")
     if args.n < 1:
         return _fail(f"--n {args.n}: must be at least 1")
-    try:
-        config = read_run_config(args.run)
-        name = config["model"]
-        if name not in MODELS:
-            return _fail(f"{args.run} is a run of {name!r}, which scratchgen does not know")
-        module = importlib.import_module(f"scratchgen.examples.{MODELS[name][0]}")
-        if not callable(getattr(module, "sample", None)):
-            return _fail(f"{args.run}: sampling from {name!r} runs is not supported")
-        samples = numpy.asarray(module.sample(pathlib.Path(args.run), args.n, label=args.label,
-                                              seed=args.seed, device=args.device),
-                                dtype=numpy.float32)
-    except (RunError, ValueError, FileNotFoundError) as exc:
-        return _fail(str(exc).splitlines()[0])
+    config = read_run_config(args.run)
+    name = config["model"]
+    if name not in MODELS:
+        return _fail(f"{args.run} is a run of {name!r}, which scratchgen does not know")
+    module = importlib.import_module(f"scratchgen.examples.{MODELS[name][0]}")
+    if not callable(getattr(module, "sample", None)):
+        return _fail(f"{args.run}: sampling from {name!r} runs is not supported")
+    samples = numpy.asarray(module.sample(pathlib.Path(args.run), args.n, label=args.label,
+                                          seed=args.seed, device=args.device),
+                            dtype=numpy.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        tmp = out.with_name("." + out.name + ".tmp")
-        with open(tmp, "wb") as f:
-            numpy.save(f, samples)
-        os.replace(tmp, out)
+        atomic_write(out, lambda f: numpy.save(f, samples))
     elif samples.ndim == 2:
         scatter_2d(samples, None, out, title=f"{len(samples)} samples of {args.run}",
                    xlabel="x1", ylabel="x2")
@@ -110,9 +117,58 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scratchgen", description=__doc__,
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status. User
+    errors are printed as one line (see the module docstring); ``--debug`` re-raises them."""
+    from scratchgen.train import NonFiniteLossError, RunError, TrainingInterrupted
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _main(argv)
+    except TrainingInterrupted as exc:
+        if debug:
+            raise
+        print(f"scratchgen: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("scratchgen: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except SystemExit as exc:
+        # argparse exits with a status after printing; a message instead of a status is a
+        # user error raised by a model's own checks
+        if debug or exc.code is None or isinstance(exc.code, int):
+            raise
+        return _fail(str(exc.code).strip().splitlines()[0])
+    except NonFiniteLossError as exc:
+        if debug:
+            raise
+        print(f"scratchgen: error: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except (RunError, ValueError, OSError) as exc:
+        if debug:
+            raise
+        return _fail(_first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's message on one line: its first line, and a pointer to ``--debug``
+    when the rest was left out."""
+    text = str(exc).strip() or type(exc).__name__
+    lines = text.splitlines()
+    return lines[0] + (" (--debug shows the rest)" if len(lines) > 1 else "")
+
+
+def _main(argv: list[str]) -> int:
+    from scratchgen.train import options
+
+    parser = options.ArgumentParser(prog="scratchgen", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"scratchgen {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the models")
     sa = sub.add_parser("sample", help="draw samples from a trained run")
@@ -120,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     sa.add_argument("--n", type=int, default=64, help="how many samples")
     sa.add_argument("--label", type=int, default=None, help="class of a conditional model")
     sa.add_argument("--seed", type=int, default=0)
-    sa.add_argument("--device", default="cpu")
+    sa.add_argument("--device", type=options.device, default="cpu")
     sa.add_argument("--out", required=True, help="FILE.png (a picture) or FILE.npy (float32)")
     # no -h on the subcommands: `scratchgen train vae --help` is the model's own help
     tr = sub.add_parser("train", help="train a model and write its pictures", add_help=False)

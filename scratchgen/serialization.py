@@ -10,26 +10,31 @@ value], ...]}``, ``list``, ``tuple``, ``str``, ``bool``, ``none``, ``float`` (it
 nan and inf survive), ``int`` (decimal digits, so the 128-bit integers in a NumPy generator's
 state survive), ``ndarray`` / ``tensor`` / ``scalar`` (an entry name, dtype and shape).
 
-Nothing is ever unpickled: loading a checkpoint cannot run code. Saving is atomic: the archive
-is written to a temporary file in the same directory, flushed to disk, and renamed onto
-``path`` in one step, so a crash leaves either the old complete checkpoint or the new one.
+Nothing is ever unpickled: loading a checkpoint cannot run code. Saving is atomic
+(``atomic_write``): the archive is written to a temporary file in the same directory, flushed
+to disk, and renamed onto ``path`` in one step, so a crash leaves either the old complete
+checkpoint or the new one; the temporary file of a save killed mid-write is removed by the
+next save to the same path. Files are created with the permissions the umask gives.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 import secrets
+import threading
 import zipfile
 from collections import OrderedDict
-from typing import Any
+from typing import IO, Any, Callable
 
 import numpy
 
 from scratchgen import backend
 from scratchgen.autograd import Tensor
 
-__all__ = ["save", "load", "CheckpointError", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["save", "load", "atomic_write", "remove_stale_temporaries", "CheckpointError",
+           "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "scratchgen-checkpoint"
 FORMAT_VERSION = 1
@@ -110,28 +115,105 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save checkpoint {path!r}: directory {directory!r} "
                                 "does not exist")
-    # a fresh name beside the target (same file system, so the rename is atomic); created
-    # with mode 0o666 so that the umask, not the temp-file default 0o600, sets the permissions
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
-                                  f"{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+
+    def write(f: IO[bytes]) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            zf.writestr(_MANIFEST, manifest)
+            for name, arr in enc.arrays:
+                with zf.open(name, "w", force_zip64=arr.nbytes > 2**30) as entry:
+                    numpy.lib.format.write_array(entry, arr, allow_pickle=False)
+
+    atomic_write(path, write, durable=True)
+
+
+# names of the temporary files atomic_write creates: ".NAME.PID.HEX.tmp" beside NAME
+_TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{12}\.tmp$")
+_in_flight: set[str] = set()
+_in_flight_lock = threading.Lock()
+
+
+def _process_alive(pid: int) -> bool:
     try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                zf.writestr(_MANIFEST, manifest)
-                for name, arr in enc.arrays:
-                    with zf.open(name, "w", force_zip64=arr.nbytes > 2**30) as entry:
-                        numpy.lib.format.write_array(entry, arr, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process, or a platform without signal 0: leave its file
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
+    """Delete the temporary files that ``atomic_write`` left beside ``path`` when its process
+    was killed mid-write (``.NAME.PID.HEX.tmp``): those of processes no longer running, and
+    those of this process that no write of its own holds open. Returns the removed paths."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TMP_PATTERN.match(name)
+        if m is None or m.group("name") != base:
+            continue
+        full = os.path.join(directory, name)
+        pid = int(m.group("pid"))
+        with _in_flight_lock:
+            busy = full in _in_flight
+        # a file named with this process's id but not open here is a leftover of an earlier
+        # process that had the same id (ids are reused, in containers especially)
+        if busy or (pid != os.getpid() and _process_alive(pid)):
+            continue
         try:
-            os.unlink(tmp)
+            os.unlink(full)
+            removed.append(full)
         except OSError:
             pass
-        raise
-    _fsync_directory(directory)
+    return removed
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None],
+                 durable: bool = False) -> None:
+    """Create or replace the file ``path`` with what ``write(f)`` writes to the binary file
+    ``f``, atomically: readers and crashes see either the old file or the complete new one.
+
+    The bytes go to ``.NAME.PID.HEX.tmp`` beside ``path`` (same file system, so the final
+    rename is atomic), created with mode 0o666 so that the umask sets the permissions as it
+    does for any other file the user writes (``tempfile.mkstemp`` would make it 0o600). A
+    failed ``write`` removes the temporary file; one left by a killed process is removed by
+    the next ``atomic_write`` of the same ``path`` (``remove_stale_temporaries``).
+    ``durable=True`` also flushes the data and the rename to disk (``fsync``) before returning.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    remove_stale_temporaries(path)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
+                                  f"{secrets.token_hex(6)}.tmp")
+    with _in_flight_lock:
+        _in_flight.add(tmp)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    finally:
+        with _in_flight_lock:
+            _in_flight.discard(tmp)
+    if durable:
+        _fsync_directory(directory)
 
 
 def _fsync_directory(directory: str) -> None:

@@ -34,3 +34,10 @@ def test_broadcast_view_rejects_incompatible_shapes():
         backend.broadcast_view(np.zeros((2, 3)), (4, 3))
     with pytest.raises(ValueError):
         backend.broadcast_view(np.zeros((2, 3)), (3,))
+
+
+def test_to_with_a_string_that_is_neither_device_nor_dtype_says_so():
+    # a mistyped device used to be reported as "not a dtype"
+    with pytest.raises(ValueError, match=r"'tpu' is neither a device .* nor a dtype"):
+        backend.parse_to_args(("tpu",))
+    assert backend.parse_to_args(("cpu", "float64")) == (backend.CPU, np.dtype(np.float64))

@@ -304,3 +304,33 @@ def test_kill_during_save_never_leaves_an_unreadable_checkpoint(tmp_path):
             if name not in ("ck.npz", "writer.py"):
                 assert name.startswith(".ck.npz.") and name.endswith(".tmp")
     assert last >= 1
+    # the next save of that path removes what the killed writers left
+    save({"step": 0}, path)
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz", "writer.py"]
+
+
+def test_save_removes_only_stale_temporaries_of_its_own_file(tmp_path):
+    dead = 99_999_999   # above any pid_max: no such process
+    stale = [tmp_path / f".ck.npz.{dead}.0123456789ab.tmp",
+             # this process's id, but no save of this process holds it: an earlier process
+             # that had the same id left it
+             tmp_path / f".ck.npz.{os.getpid()}.0123456789ab.tmp"]
+    kept = [tmp_path / f".ck.npz.{os.getppid()}.0123456789ab.tmp",   # a running process's
+            tmp_path / f".other.npz.{dead}.0123456789ab.tmp",         # another file's
+            tmp_path / ".ck.npz.notes.tmp"]                           # not our naming
+    for p in stale + kept:
+        p.write_bytes(b"partial")
+    save({"v": 1}, tmp_path / "ck.npz")
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept)
+    assert load(tmp_path / "ck.npz") == {"v": 1}
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_saved_files_get_the_permissions_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        save({"v": 1}, tmp_path / "ck.npz")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "ck.npz").st_mode & 0o777 == mode

@@ -11,7 +11,7 @@
 """
 from .dataset import ArrayDataset, Dataset, Subset, random_split
 from .digits import DIGITS_TEST_SIZE, Digits, load_digits_arrays
-from .images import load_image_arrays
+from .images import image_shape, load_image_arrays
 from .idx import IDX_DTYPES, IDXFormatError, load_idx, parse_idx, save_idx
 from .loader import DataLoader
 from .mnist import MNIST, ChecksumError, FashionMNIST, default_data_root
@@ -38,7 +38,7 @@ from .transforms import (
 from . import transforms
 
 __all__ = [
-    "load_image_arrays",
+    "load_image_arrays", "image_shape",
     "Dataset", "ArrayDataset", "Subset", "random_split",
     "DataLoader",
     "transforms", "Compose", "ToFloat", "ScaleToMinusOneOne", "Normalize", "RandomTransform",

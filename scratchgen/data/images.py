@@ -6,7 +6,7 @@ import numpy as np
 from .digits import Digits
 from .mnist import MNIST
 
-__all__ = ["load_image_arrays"]
+__all__ = ["load_image_arrays", "image_shape"]
 
 
 def load_image_arrays(data: str, data_dir: str | None = None, size: int = 28
@@ -22,4 +22,14 @@ def load_image_arrays(data: str, data_dir: str | None = None, size: int = 28
     if data == "digits":
         tr, te = Digits(train=True, size=size), Digits(train=False, size=size)
         return tr.images, tr.labels, te.images, te.labels
+    raise ValueError(f"data must be 'digits' or 'mnist', got {data!r}")
+
+
+def image_shape(data: str, size: int = 28) -> tuple[int, int, int]:
+    """(C, H, W) of the images ``load_image_arrays(data, ..., size)`` gives, without loading
+    them: (1, size, size) for the digits, (1, 28, 28) for MNIST."""
+    if data == "mnist":
+        return (1, 28, 28)
+    if data == "digits":
+        return (1, int(size), int(size))
     raise ValueError(f"data must be 'digits' or 'mnist', got {data!r}")

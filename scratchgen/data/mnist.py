@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
+import secrets
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,9 +202,10 @@ class MNIST(ArrayDataset):
         errors: list[str] = []
         for mirror in self.mirrors:
             url = mirror + filename
-            fd, tmp_name = tempfile.mkstemp(dir=self.folder, prefix=f".{filename}.", suffix=".part")
-            os.close(fd)
-            tmp = Path(tmp_name)
+            # created with mode 0o666 so that the umask sets the cached file's permissions
+            # (mkstemp's 0o600 would make the shared cache unreadable to other users)
+            tmp = self.folder / f".{filename}.{os.getpid()}.{secrets.token_hex(6)}.part"
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             try:
                 log.info("downloading %s", url)
                 _fetch(url, tmp)

@@ -20,7 +20,9 @@ What to look for:
   to follow N(0, I) -- so it is not a generative model.
 
 The scatter plots are drawn by ``train.images.scatter_2d``. ``summary.json`` records both
-models' test reconstruction loss (the VAE's also its -ELBO) and their code statistics.
+models' test reconstruction loss (the VAE's also its -ELBO) and their code statistics. Each
+model's Trainer folder (``ae/``, ``vae/``: log and checkpoint) is inside ``--out``, beside
+``config.json``; ``--resume`` continues both.
 """
 from __future__ import annotations
 
@@ -38,7 +40,13 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models import vae_tools
 from scratchgen.models.autoencoder import Autoencoder
 from scratchgen.models.vae import VAE
-from scratchgen.train import Trainer, save_image_grid, scatter_2d
+from scratchgen.train import (
+    Trainer, given_options, prepare_run_folder, save_image_grid, scatter_2d,
+)
+from scratchgen.train.options import (
+    ArgumentParser, add_run_options, data_errors, device, nonnegative_int, positive_float,
+    positive_int,
+)
 
 __all__ = ["main", "load_images", "train"]
 
@@ -58,7 +66,8 @@ def train(model: Any, xtr: np.ndarray, args: argparse.Namespace, out: pathlib.Pa
 
     start = time.perf_counter()
     Trainer(step, loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
-            log_every=100, resume=args.resume, seed=args.seed).fit()
+            log_every=100, checkpoint_seconds=args.checkpoint_every,
+            allow_nonfinite=args.allow_nonfinite, resume=args.resume, seed=args.seed).fit()
     return time.perf_counter() - start
 
 
@@ -72,24 +81,27 @@ def codes_of(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["digits", "mnist"], default="digits")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--size", type=int, default=28, help="side of the digits images (digits only)")
-    p.add_argument("--epochs", type=int, default=None, help="default 10 (MNIST) or 100 (digits)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="runs/ae-vs-vae")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--data-dir", default=None, help="folder with the four MNIST files")
+    p.add_argument("--size", type=positive_int, default=28,
+                   help="side of the digits images (digits only)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="default 10 (MNIST) or 100 (digits)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default="runs/ae-vs-vae", help="the run's folder (a new one)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_run_options(p)
     args = p.parse_args(argv)
+    out = prepare_run_folder(args.out, "ae-vs-vae", args, args.resume,
+                             given=given_options(p, argv))
     epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 100)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
-    xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
+    with data_errors(args.data, args.data_dir):
+        xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
     shape = tuple(xtr.shape[1:])
     scale = max(1, 56 // shape[1])
     summary: dict[str, Any] = {"command": "scratchgen train ae-vs-vae "

@@ -18,10 +18,12 @@ Measured on MNIST (the third command, seed 0, 10 epochs, z = 10, beta = 4): test
 121.45 nats (reconstruction 112.15, KL 9.30; the beta = 1 VAE with z = 20 reaches 105.8 with a
 KL of 25.7); KL per unit 1.43 1.29 1.08 1.06 0.99 0.99 0.62 0.60 0.47 0.37 nats.
 
-Writes to ``--out``: the Trainer's ``metrics.jsonl`` / ``checkpoint.npz``, ``traversal.png``
-(one row per latent unit, most informative first, each swept over [-3, 3] from the prior
-mean; the row order is in ``summary.json``), ``samples.png``, ``reconstructions.png`` (pairs),
-and ``summary.json`` (per epoch: test -ELBO, reconstruction, KL, KL per unit, seconds).
+Writes to ``--out`` (a new folder; ``--resume`` continues the run in it): ``config.json``, the
+Trainer's ``metrics.jsonl`` / ``checkpoint.npz``, ``traversal.png`` (one row per latent unit,
+most informative first, each swept over [-3, 3] from the prior mean; the row order is in
+``summary.json``), ``samples.png``, ``reconstructions.png`` (pairs), and ``summary.json`` (per
+epoch: test -ELBO, reconstruction, KL, KL per unit, seconds). ``scratchgen sample RUN`` draws
+new images from a run (``sample``).
 """
 from __future__ import annotations
 
@@ -35,13 +37,20 @@ import numpy as np
 
 import scratchgen as sg
 from scratchgen import optim
-from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
+from scratchgen.data import ArrayDataset, DataLoader, image_shape, load_image_arrays
 from scratchgen.models import vae_tools
 from scratchgen.models.beta_vae import BetaVAE, CapacityVAE
-from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip
+from scratchgen.train import (
+    History, Trainer, given_options, isolated_rng, load_run_state, prepare_run_folder,
+    read_run_config, save_image_grid, save_interpolation_strip,
+)
+from scratchgen.train.options import (
+    ArgumentParser, add_run_options, data_errors, device, nonnegative_float, nonnegative_int,
+    positive_float, positive_int, unit_interval,
+)
 
 __all__ = ["main", "parser", "build_model", "load_images", "vae_parser", "prepare", "fit",
-           "save_samples_and_pairs"]
+           "save_samples_and_pairs", "sample_run", "sample"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
@@ -49,32 +58,37 @@ load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
 
 def vae_parser(doc: str, out: str, z_dim: int) -> argparse.ArgumentParser:
     """The options every VAE-variant example shares (data, size, epochs, batch, lr, arch, z,
-    device, out, seed, resume); the example adds its own."""
-    p = argparse.ArgumentParser(description=doc,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    device, out, seed, resume, checkpoint-every, allow-nonfinite); the example adds its own."""
+    p = ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["digits", "mnist"], default="digits")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--size", type=int, default=28, help="side of the digits images (digits only)")
-    p.add_argument("--epochs", type=int, default=None, help="default 10 (MNIST) or 60 (digits)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--data-dir", default=None, help="folder with the four MNIST files")
+    p.add_argument("--size", type=positive_int, default=28,
+                   help="side of the digits images (digits only)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="default 10 (MNIST) or 60 (digits)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--arch", choices=["fc", "conv"], default="fc")
-    p.add_argument("--z-dim", type=int, default=z_dim)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=out)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--z-dim", type=positive_int, default=z_dim)
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default=out, help="the run's folder (a new one)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_run_options(p)
     return p
 
 
-def prepare(args: argparse.Namespace) -> tuple[int, pathlib.Path, tuple[np.ndarray, ...]]:
-    """The run's epochs (default 10 on MNIST, 60 on the digits), its output folder (created)
-    and the images (train x, train y, test x, test y); seeds the generators first."""
+def prepare(args: argparse.Namespace, model: str, given: set[str] | None = None
+            ) -> tuple[int, pathlib.Path, tuple[np.ndarray, ...]]:
+    """Start (or, with ``--resume``, check and continue) the run of ``model`` in ``args.out``
+    (``prepare_run_folder``; ``given``: the options set on the command line), then give the
+    run's epochs (default 10 on MNIST, 60 on the digits), its folder and the images (train x,
+    train y, test x, test y); seeds the generators first."""
+    out = prepare_run_folder(args.out, model, args, args.resume, given=given)
     epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 60)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     sg.manual_seed(args.seed)
-    return epochs, out, load_images(args.data, args.data_dir, args.size)
+    with data_errors(args.data, args.data_dir):
+        return epochs, out, load_images(args.data, args.data_dir, args.size)
 
 
 def fit(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
@@ -84,11 +98,12 @@ def fit(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
     """Train ``model.train_step(x, opt)`` with the Trainer (checkpoints and ``--resume`` in
     ``out``). After each epoch the test loss terms (``vae_tools.evaluate_loss``) go to
     ``epoch_end``, which returns (more fields for the history row, the Trainer's log row).
-    Returns the history: per epoch, its number, training seconds, test terms and those fields."""
+    Returns the history: per epoch, its number, training seconds, test terms and those fields;
+    it is checkpointed with the run, so a resumed run's history holds every epoch."""
     loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
                         seed=args.seed, device=args.device)
     test_batches = [xte[i:i + 500] for i in range(0, len(xte), 500)]
-    history: list[dict[str, Any]] = []
+    history = History()
     clock = {"start": time.perf_counter()}
 
     def step(batch: Any) -> dict[str, float]:
@@ -103,10 +118,31 @@ def fit(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
         return row
 
     Trainer(step, loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
-            log_every=50, checkpoint_every=1000, on_epoch_end=end_of_epoch, resume=args.resume,
-            seed=args.seed).fit()
+            extras={"history": history}, log_every=50, checkpoint_every=1000,
+            checkpoint_seconds=args.checkpoint_every, allow_nonfinite=args.allow_nonfinite,
+            on_epoch_end=end_of_epoch, resume=args.resume, seed=args.seed).fit()
     model.eval()
-    return history
+    return list(history)
+
+
+def sample_run(run: str | pathlib.Path, name: str, build: Callable[[argparse.Namespace,
+               tuple[int, ...]], Any], n: int, label: int | None, seed: int,
+               device: str) -> np.ndarray:
+    """n images of the run of ``name`` in ``run`` (a run of ``fit``: its module is checkpointed
+    as ``"model"``): ``build(options, image shape)`` makes the model, the newest checkpoint
+    fills it, then z ~ N(0, I) drawn from ``seed`` is decoded to E[x | z]; float32
+    (n, C, H, W) clipped to [0, 1]. These VAEs are unconditional: ``label`` must be None."""
+    if label is not None:
+        raise ValueError(f"--label {label}: the {name} model is unconditional (it has no "
+                         "classes)")
+    opts = argparse.Namespace(**read_run_config(run, name)["options"])
+    opts.device = device
+    model = build(opts, image_shape(opts.data, opts.size))
+    model.load_state_dict(load_run_state(run, device)["modules"]["model"])
+    model.eval()
+    with sg.no_grad(), isolated_rng(seed):
+        x = model.sample(n).numpy()
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
 def save_samples_and_pairs(model: Any, xte: np.ndarray, out: pathlib.Path, seed: int,
@@ -126,10 +162,13 @@ def parser() -> argparse.ArgumentParser:
     """This script's command line."""
     p = vae_parser(__doc__, "runs/beta-vae", z_dim=10)
     p.add_argument("--variant", choices=["beta", "capacity"], default="beta")
-    p.add_argument("--beta", type=float, default=4.0, help="KL weight (Higgins et al., eq. 4)")
-    p.add_argument("--gamma", type=float, default=1000.0, help="capacity variant: |KL - C| weight")
-    p.add_argument("--c-max", type=float, default=15.0, help="capacity variant: final C, nats")
-    p.add_argument("--capacity-fraction", type=float, default=0.8,
+    p.add_argument("--beta", type=nonnegative_float, default=4.0,
+                   help="KL weight (Higgins et al., eq. 4)")
+    p.add_argument("--gamma", type=nonnegative_float, default=1000.0,
+                   help="capacity variant: |KL - C| weight")
+    p.add_argument("--c-max", type=nonnegative_float, default=15.0,
+                   help="capacity variant: final C, nats")
+    p.add_argument("--capacity-fraction", type=unit_interval, default=0.8,
                    help="capacity variant: share of the training steps over which C grows")
     return p
 
@@ -154,8 +193,9 @@ def build_model(args: argparse.Namespace, shape: tuple[int, ...], total_steps: i
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parser().parse_args(argv)
-    epochs, out, (xtr, ytr, xte, yte) = prepare(args)
+    p = parser()
+    args = p.parse_args(argv)
+    epochs, out, (xtr, ytr, xte, yte) = prepare(args, "beta-vae", given_options(p, argv))
     shape = tuple(xtr.shape[1:])
     model, opt, what = build_model(args, shape, epochs * -(-len(xtr) // args.batch_size))
     print(f"{what}, {args.arch}, z = {args.z_dim}, on {args.data} ({len(xtr)} images of "
@@ -187,6 +227,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"KL per unit (traversal rows) " + " ".join(f"{per_unit[i]:.2f}" for i in order))
     print(f"wrote {out}/ (traversal.png, samples.png, reconstructions.png, summary.json)")
     return summary
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """n images of a ``beta-vae`` run: z ~ N(0, I), decoded to E[x | z]; float32
+    (n, 1, H, W) in [0, 1] (``sample_run``)."""
+    return sample_run(run, "beta-vae", lambda opts, shape: build_model(opts, shape, 1)[0],
+                      n, label, seed, device)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,11 @@ The models (``--model`` or all with ``--compare``):
 
 Every model: Adam lr 1e-3, batch 64, the same epochs, gradient-norm clipping at 200; the test
 bound is IWAE_k = mean over test images of log (1/k) sum_i p(x, z_i) / q(z_i | x) (higher is
-better; for the hierarchical model z_i holds every layer's sample). Writes samples_<model>.png,
-reconstructions_<model>.png, metrics.json (bounds, per-layer KLs, parameter counts, seconds per
-epoch) and each model's Trainer folder (<out>/<model>/).
+better; for the hierarchical model z_i holds every layer's sample). Writes to --out (a new
+folder; ``--resume`` continues the run in it) samples_<model>.png, reconstructions_<model>.png,
+metrics.json (bounds, per-layer KLs, parameter counts, seconds per epoch), config.json and each
+model's Trainer folder (<out>/<model>/). ``scratchgen sample RUN`` draws new images from a run
+(``sample``).
 """
 from __future__ import annotations
 
@@ -79,7 +81,14 @@ from scratchgen.metrics.likelihood import iwae_log_likelihood
 from scratchgen.models.hierarchical_vae import HierarchicalVAE, HierarchicalVAETrainStep
 from scratchgen.models.vae import VAE
 from scratchgen.optim import Adam, clip_grad_norm_
-from scratchgen.train import Trainer, save_image_grid
+from scratchgen.train import (
+    MAY_CHANGE, Trainer, given_options, isolated_rng, load_run_state, prepare_run_folder,
+    read_run_config, save_image_grid,
+)
+from scratchgen.train.options import (
+    ArgumentParser, add_run_options, data_errors, device, nonnegative_float, nonnegative_int,
+    positive_float, positive_int,
+)
 
 MODELS = ("hvae", "single", "vae")
 
@@ -199,33 +208,40 @@ def test_bounds(model, kind: str, x: np.ndarray, k: int, device: str) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     """This script's command line."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="digits", help="digits (embedded, 8x8) or mnist")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--limit", type=int, default=None, help="use only this many training images")
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=["digits", "mnist"], default="digits",
+                   help="digits (embedded, 8x8) or mnist")
+    p.add_argument("--data-dir", default=None, help="folder with the four MNIST files")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="use only this many training images")
     p.add_argument("--model", default="hvae", choices=MODELS)
     p.add_argument("--compare", action="store_true", help="train hvae, single and vae")
-    p.add_argument("--epochs", type=int, default=150)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--free-bits", type=float, default=0.0,
+    p.add_argument("--epochs", type=positive_int, default=150)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--free-bits", type=nonnegative_float, default=0.0,
                    help="train on recon + sum over layers of max(this, KL of the layer), nats")
-    p.add_argument("--k", type=int, default=1000, help="importance samples of the test bound")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--out", default="runs/hierarchical_vae")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k", type=positive_int, default=1000,
+                   help="importance samples of the test bound")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default="runs/hierarchical_vae", help="the run's folder (a new one)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--resume", action="store_true",
                    help="continue (or, when finished, just re-evaluate) the runs in --out")
+    add_run_options(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parser().parse_args(argv)
-    out = pathlib.Path(args.out)
+    p = parser()
+    args = p.parse_args(argv)
+    # the test bound is measured after training: a resumed run may measure it with another k
+    out = prepare_run_folder(args.out, "hierarchical-vae", args, args.resume,
+                             may_change=MAY_CHANGE + ("k",), given=given_options(p, argv))
 
-    train = load_binary(args.data, True, args.data_dir, args.limit)
-    test = load_binary(args.data, False, args.data_dir, None)
+    with data_errors(args.data, args.data_dir):
+        train = load_binary(args.data, True, args.data_dir, args.limit)
+        test = load_binary(args.data, False, args.data_dir, None)
     size = train.shape[-1]
     kinds = list(MODELS) if args.compare else [args.model]
     sg.manual_seed(args.seed)
@@ -242,7 +258,9 @@ def main(argv: list[str] | None = None) -> dict:
                             seed=args.seed, device=args.device)
         print(f"== {kind}: {model.num_parameters()} parameters, {args.epochs} epochs")
         trainer = Trainer(step, loader, out / kind, epochs=args.epochs, modules={"model": model},
-                          log_every=5 * len(loader), seed=args.seed, resume=args.resume)
+                          log_every=5 * len(loader), checkpoint_seconds=args.checkpoint_every,
+                          allow_nonfinite=args.allow_nonfinite, seed=args.seed,
+                          resume=args.resume)
         fit = trainer.fit()
         t0 = time.perf_counter()
         sg.manual_seed(args.seed + 1)
@@ -282,7 +300,6 @@ def main(argv: list[str] | None = None) -> dict:
                 d = per_image["hvae"] - per
                 results["models"][kind]["hvae_minus_this"] = {
                     "mean": float(d.mean()), "standard_error": float(d.std(ddof=1) / np.sqrt(len(d)))}
-    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
     if len(kinds) > 1:
         print(f"\n{'model':8s} {'params':>8s} {'test IWAE_' + str(args.k):>16s} {'test ELBO':>10s}"
@@ -294,6 +311,26 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{e['test_elbo']:10.3f}{extra}")
     print(f"wrote {out / 'metrics.json'}")
     return results
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """n images drawn top-down from the prior of a ``hierarchical-vae`` run (its hierarchical
+    model when it trained one, as ``--compare`` does, else its ``--model``): the Bernoulli
+    means, float32 (n, 1, S, S) in [0, 1]. The models are unconditional: ``label`` must be
+    None."""
+    if label is not None:
+        raise ValueError(f"--label {label}: the hierarchical VAE is unconditional (it has no "
+                         "classes)")
+    opts = read_run_config(run, "hierarchical-vae")["options"]
+    kind = "hvae" if opts.get("compare") else opts["model"]
+    size = 28 if opts["data"] == "mnist" else 8
+    model = build(kind, size, target_parameters(size)).to(device)
+    model.load_state_dict(load_run_state(pathlib.Path(run) / kind, device)["modules"]["model"])
+    model.eval()
+    with sg.no_grad(), isolated_rng(seed):
+        x = model.sample(n).numpy()
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
 if __name__ == "__main__":

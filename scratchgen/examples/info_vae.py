@@ -24,12 +24,15 @@ end, MMD^2 between 2000 test codes and 2000 prior draws (how well q(z) matches p
 it does, up to the estimator's noise, a standard deviation of about 0.0001 for 2000 + 2000
 draws in 20 dimensions) and the number of active units.
 Pictures in ``--out``: ``samples.png``, ``reconstructions.png`` (pairs), ``traversal.png``,
-``latent.png`` (with ``--z-dim 2``: the test codes coloured by class over prior draws).
+``latent.png`` (with ``--z-dim 2``: the test codes coloured by class over prior draws), beside
+``config.json`` and the Trainer's ``metrics.jsonl`` / ``checkpoint.npz`` (``--resume``
+continues the run). ``scratchgen sample RUN`` draws new images from a run (``sample``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 from typing import Any
 
 import numpy as np
@@ -40,11 +43,14 @@ from scratchgen.data import load_image_arrays
 from scratchgen.losses.mmd import mmd_unbiased
 from scratchgen.models import vae_tools
 from scratchgen.models.info_vae import InfoVAE
-from scratchgen.train import save_interpolation_strip, scatter_2d
+from scratchgen.train import given_options, save_interpolation_strip, scatter_2d
+from scratchgen.train.options import finite_float
 
-from scratchgen.examples.beta_vae import fit, prepare, save_samples_and_pairs, vae_parser
+from scratchgen.examples.beta_vae import (
+    fit, prepare, sample_run, save_samples_and_pairs, vae_parser,
+)
 
-__all__ = ["main", "parser", "build_model", "load_images", "aggregate_mmd"]
+__all__ = ["main", "parser", "build_model", "load_images", "aggregate_mmd", "sample"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
@@ -63,8 +69,8 @@ def aggregate_mmd(model: Any, x: np.ndarray, kernel: str, seed: int) -> float:
 def parser() -> argparse.ArgumentParser:
     """This script's command line."""
     p = vae_parser(__doc__, "runs/info-vae", z_dim=20)
-    p.add_argument("--alpha", type=float, default=1.0, help="KL weight is 1 - alpha")
-    p.add_argument("--lambda", dest="lambda_", type=float, default=None,
+    p.add_argument("--alpha", type=finite_float, default=1.0, help="KL weight is 1 - alpha")
+    p.add_argument("--lambda", dest="lambda_", type=finite_float, default=None,
                    help="MMD weight is alpha + lambda - 1 (default 1000, or 10 for z = 2: see "
                         "models/info_vae.py on choosing it)")
     p.add_argument("--kernel", choices=["imq", "rbf"], default="imq")
@@ -83,8 +89,9 @@ def build_model(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[InfoV
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parser().parse_args(argv)
-    epochs, out, (xtr, ytr, xte, yte) = prepare(args)
+    p = parser()
+    args = p.parse_args(argv)
+    epochs, out, (xtr, ytr, xte, yte) = prepare(args, "info-vae", given_options(p, argv))
     shape = tuple(xtr.shape[1:])
     model, opt = build_model(args, shape)
     print(f"InfoVAE (alpha = {args.alpha}, lambda = {args.lambda_}: KL weight "
@@ -125,6 +132,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{summary['active_units']} active units of {args.z_dim}")
     print(f"wrote {out}/")
     return summary
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """n images of an ``info-vae`` run: z ~ N(0, I), decoded to E[x | z]; float32
+    (n, 1, H, W) in [0, 1] (``sample_run``)."""
+    return sample_run(run, "info-vae", lambda opts, shape: build_model(opts, shape)[0],
+                      n, label, seed, device)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,10 @@ of real ones down. With beta = 50 and m = 30-40 (sharper reconstructions, KL of 
 25-30 nats) the samples stayed noisy in 60 epochs; with m at or below the real KL the hinge is
 satisfied and the adversarial signal vanishes.
 
-Writes to --out: samples.png (64 images G(z), z ~ N(0, I)), reconstructions.png (rows of test
-images and their reconstructions G(mu(x))), samples/step_*.png during training, metrics.json and
-the Trainer's metrics.jsonl / checkpoint.npz (``--resume`` continues).
+Writes to --out (a new folder): samples.png (64 images G(z), z ~ N(0, I)), reconstructions.png
+(rows of test images and their reconstructions G(mu(x))), samples/step_*.png during training,
+metrics.json, config.json and the Trainer's metrics.jsonl / checkpoint.npz (``--resume``
+continues the run). ``scratchgen sample RUN`` draws new images from a run (``sample``).
 """
 from __future__ import annotations
 
@@ -40,7 +41,14 @@ import numpy as np
 import scratchgen as sg
 from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
 from scratchgen.models.intro_vae import IntroVAE, IntroVAETrainStep
-from scratchgen.train import Trainer, save_image_grid
+from scratchgen.train import (
+    Trainer, given_options, isolated_rng, load_run_state, prepare_run_folder, read_run_config,
+    save_image_grid,
+)
+from scratchgen.train.options import (
+    ArgumentParser, add_run_options, data_errors, device, finite_float, nonnegative_float,
+    nonnegative_int, positive_float, positive_int,
+)
 
 
 def load_images(name: str, train: bool, size: int, data_dir: str | None) -> np.ndarray:
@@ -82,26 +90,41 @@ def save_samples_and_reconstructions(model: Any, fixed_z: sg.Tensor, test: np.nd
     save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0, 1), scale=scale)
 
 
+def widths(text: str) -> str:
+    """``--channels``: comma-separated positive integers (``32`` or ``32,64``)."""
+    try:
+        ok = all(int(c) >= 1 for c in text.split(","))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive integers such "
+                                         "as 32 or 32,64")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     """This script's command line."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="digits", help="digits (embedded) or mnist")
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=["digits", "mnist"], default="digits",
+                   help="digits (embedded) or mnist")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
-    p.add_argument("--size", type=int, default=8, help="image side (digits: any; mnist: 28)")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--z-dim", type=int, default=16)
-    p.add_argument("--channels", default="32", help="encoder widths, e.g. 32 or 32,64")
-    p.add_argument("--alpha", type=float, default=0.5)
-    p.add_argument("--beta", type=float, default=10.0)
-    p.add_argument("--margin", type=float, default=15.0, help="m, in nats")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--vae-warmup-epochs", type=int, default=10)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--out", default="runs/intro_vae")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--size", type=positive_int, default=8,
+                   help="image side (digits: any; mnist: 28)")
+    p.add_argument("--epochs", type=positive_int, default=60)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--z-dim", type=positive_int, default=16)
+    p.add_argument("--channels", type=widths, default="32",
+                   help="encoder widths, e.g. 32 or 32,64")
+    p.add_argument("--alpha", type=nonnegative_float, default=0.5)
+    p.add_argument("--beta", type=nonnegative_float, default=10.0)
+    p.add_argument("--margin", type=finite_float, default=15.0, help="m, in nats")
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--vae-warmup-epochs", type=nonnegative_int, default=10)
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default="runs/intro_vae", help="the run's folder (a new one)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_run_options(p)
     return p
 
 
@@ -123,12 +146,17 @@ def build_model(args: argparse.Namespace, steps_per_epoch: int
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parser().parse_args(argv)
-    out = pathlib.Path(args.out)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.data == "mnist" and args.size != 28:
+        p.error(f"argument --size: MNIST images are 28x28, not {args.size}x{args.size}")
+    out = prepare_run_folder(args.out, "intro-vae", args, args.resume,
+                             given=given_options(p, argv))
 
     sg.manual_seed(args.seed)
-    train = load_images(args.data, True, args.size, args.data_dir)
-    test = load_images(args.data, False, args.size, args.data_dir)
+    with data_errors(args.data, args.data_dir):
+        train = load_images(args.data, True, args.size, args.data_dir)
+        test = load_images(args.data, False, args.size, args.data_dir)
     loader = DataLoader(ArrayDataset(train), batch_size=args.batch_size, shuffle=True,
                         drop_last=True, seed=args.seed, device=args.device)
     model, step = build_model(args, len(loader))
@@ -142,7 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
                       log_every=len(loader), sample_every=10 * len(loader),
                       on_sample=sample_grid_hook(model, fixed_z, scale),
                       checkpoint_every=10 * len(loader),
-                      resume=args.resume, seed=args.seed)
+                      checkpoint_seconds=args.checkpoint_every,
+                      allow_nonfinite=args.allow_nonfinite, resume=args.resume, seed=args.seed)
     fit = trainer.fit()
     sec_per_epoch = fit.seconds / max(fit.epoch, 1)
     print(f"{fit.epoch} epochs in {fit.seconds:.0f} s ({sec_per_epoch:.1f} s per epoch)")
@@ -158,6 +187,30 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"final: {fit.losses}")
     print(f"wrote {out / 'samples.png'}, {out / 'reconstructions.png'}, {out / 'metrics.json'}")
     return metrics
+
+
+def sample_model(run: str | pathlib.Path, name: str, model: Any, n: int, label: int | None,
+                 seed: int, device: str) -> np.ndarray:
+    """n images G(z), z ~ N(0, I) drawn from ``seed``, of ``model`` (an IntroVAE or
+    Soft-IntroVAE built for the run of ``name`` in ``run``) holding the run's newest
+    checkpoint; float32 (n, 1, H, W) clipped to [0, 1]. ``label`` must be None."""
+    if label is not None:
+        raise ValueError(f"--label {label}: the {name} model is unconditional (it has no "
+                         "classes)")
+    model.load_state_dict(load_run_state(run, device)["modules"]["model"])
+    model.eval()
+    with sg.no_grad(), isolated_rng(seed):
+        x = model.sample(n).numpy()
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """n images G(z), z ~ N(0, I), of an ``intro-vae`` run; float32 (n, 1, H, W) in [0, 1]."""
+    opts = argparse.Namespace(**read_run_config(run, "intro-vae")["options"])
+    opts.device = device
+    model, _ = build_model(opts, 1)
+    return sample_model(run, "intro-vae", model, n, label, seed, device)
 
 
 if __name__ == "__main__":

@@ -64,10 +64,12 @@ scale, the Keras VQ-VAE example's PixelCNN (on its own VQ-VAE's codes, validated
 the training maps) logs 1.313 / 1.172 / 1.131 after epochs 1-3, 1.055 after 10 and 1.034 after
 30. Decoded samples: ``samples.png``.
 
-Writes to ``--out``: ``metrics.jsonl`` / ``checkpoint.npz`` (the Trainer's; ``--resume``),
-``prior.npz`` (the PixelCNN and its configuration), ``samples.png`` (code maps drawn from the
-prior, decoded by the VQ-VAE's decoder), ``samples_codes.png`` (the drawn code maps themselves,
-one grey level per code) and ``summary.json`` (validation cross-entropy per epoch, seconds).
+Writes to ``--out`` (a new folder; ``--resume`` continues the run in it): ``config.json``,
+``metrics.jsonl`` / ``checkpoint.npz`` (the Trainer's), ``prior.npz`` (the PixelCNN and its
+configuration), ``samples.png`` (code maps drawn from the prior, decoded by the VQ-VAE's
+decoder), ``samples_codes.png`` (the drawn code maps themselves, one grey level per code) and
+``summary.json`` (validation cross-entropy per epoch, seconds). ``scratchgen sample RUN``
+draws new images from a run (``sample``).
 """
 from __future__ import annotations
 
@@ -83,14 +85,19 @@ import numpy as np
 import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen import optim
-from scratchgen.data import ArrayDataset, DataLoader, random_split
+from scratchgen.data import ArrayDataset, DataLoader, image_shape, random_split
 from scratchgen.models.pixelcnn import PixelCNN
-from scratchgen.serialization import save
-from scratchgen.train import BestWeights, Trainer, save_image_grid
+from scratchgen.serialization import load, save
+from scratchgen.train import (
+    MAY_CHANGE, BestWeights, History, Trainer, given_options, isolated_rng, load_run_state,
+    prepare_run_folder, read_run_config, save_image_grid,
+)
+from scratchgen.train.options import ArgumentParser, fraction, positive_float, positive_int
 
 from scratchgen.examples.vq_vae import add_common_arguments, batched, load_images, load_vqvae
 
-__all__ = ["main", "parser", "build_prior", "PriorStep", "fit_prior", "validation_nll"]
+__all__ = ["main", "parser", "build_prior", "PriorStep", "fit_prior", "validation_nll",
+           "sample"]
 
 
 def validation_nll(prior: PixelCNN, codes: np.ndarray, labels: np.ndarray | None = None,
@@ -137,7 +144,8 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
               make_cond: Any = None, resume: bool = False, name: str = "prior",
               cosine: bool = True, ema_decay: float | None = None, ema_warmup: bool = False,
               test_codes: np.ndarray | None = None, test_labels: np.ndarray | None = None,
-              keep_best: bool = False, stop_after: int | None = None
+              keep_best: bool = False, stop_after: int | None = None,
+              checkpoint_seconds: float | None = 60.0, allow_nonfinite: bool = False
               ) -> list[dict[str, float]]:
     """Train ``prior`` with the Trainer; returns one row per epoch (validation nats per code,
     training seconds). ``labels`` / ``cond`` (and their validation versions) condition it;
@@ -153,7 +161,8 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
     rather than the last epoch's (``val_codes`` must then be held-out training maps, not the
     test maps, for the test figure of those weights to stay a test figure). ``stop_after``:
     stop after this many of the ``epochs`` (the learning-rate schedule still spans all
-    ``epochs``)."""
+    ``epochs``). ``checkpoint_seconds``, ``allow_nonfinite``: the Trainer's. The rows are
+    checkpointed with the run, so a resumed run returns those of every epoch."""
     if stop_after is not None and not 1 <= stop_after <= epochs:
         raise ValueError(f"fit_prior: stop_after must be in 1..{epochs}, got {stop_after}")
     if test_codes is not None and cond is not None:
@@ -162,14 +171,15 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
     opt = step.opt
     ema = optim.EMA(prior, ema_decay, ema_warmup) if ema_decay is not None else None
     best = BestWeights(prior) if keep_best else None
-    extras = {k: v for k, v in (("ema", ema), ("best", best)) if v is not None}
+    history = History()
+    extras = {k: v for k, v in (("ema", ema), ("best", best), ("history", history))
+              if v is not None}
     arrays = [codes] + [a for a in (labels, cond) if a is not None]
     loader = DataLoader(ArrayDataset(*arrays), batch_size=batch_size, shuffle=True, seed=seed,
                         device=device)
     schedulers = {}
     if cosine:
         schedulers["cosine"] = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
-    history: list[dict[str, float]] = []
     clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
 
     def train_step(batch: Any) -> dict[str, float]:
@@ -208,8 +218,8 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
 
     trainer = Trainer(train_step, loader, out, epochs=stop_after or epochs, modules={name: prior},
                       optimizers={"adam": opt}, schedulers=schedulers,
-                      extras=extras or None, log_every=50,
-                      checkpoint_every=500,
+                      extras=extras, log_every=50, checkpoint_every=500,
+                      checkpoint_seconds=checkpoint_seconds, allow_nonfinite=allow_nonfinite,
                       on_epoch_end=end_of_epoch, resume=resume, seed=seed)
     trainer.fit()
     if best is not None and best.value is not None:
@@ -217,28 +227,29 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pa
     elif ema is not None:
         ema.copy_to(prior)
     prior.eval()
-    return history
+    return list(history)
 
 
 def parser() -> argparse.ArgumentParser:
     """This script's command line."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p, "runs/pixelcnn-prior", epochs=10)
     p.add_argument("--vqvae", default=None,
                    help="vqvae.npz written by `scratchgen train vq-vae` (default: train one into "
                         "OUT/vqvae)")
-    p.add_argument("--vqvae-epochs", type=int, default=10,
+    p.add_argument("--vqvae-epochs", type=positive_int, default=10,
                    help="epochs of the VQ-VAE trained when --vqvae is not given")
-    p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--layers", type=int, default=8, help="gated layers (1 type A, then B)")
-    p.add_argument("--first-kernel", type=int, default=7, help="kernel of the type-A layer")
-    p.add_argument("--dropout", type=float, default=0.0,
+    p.add_argument("--channels", type=positive_int, default=64)
+    p.add_argument("--layers", type=positive_int, default=8,
+                   help="gated layers (1 type A, then B)")
+    p.add_argument("--first-kernel", type=positive_int, default=7,
+                   help="kernel of the type-A layer")
+    p.add_argument("--dropout", type=fraction, default=0.0,
                    help="dropout on the gated layers' horizontal features (training only)")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=True,
                    help="cosine learning-rate decay to 0 over the run")
-    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+    p.add_argument("--ema", type=fraction, default=None, metavar="DECAY",
                    help="Polyak averaging of the weights with this decay (PixelCNN++: 0.9995); "
                         "validation, samples and prior.npz use the averages")
     p.add_argument("--ema-warmup", action="store_true",
@@ -253,8 +264,8 @@ def parser() -> argparse.ArgumentParser:
                         "all the training maps again from the same start, for the number of "
                         "epochs it chose (under the same --epochs schedule), and report that")
     p.add_argument("--conditional", action="store_true", help="class-conditional prior")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--temperature", type=positive_float, default=1.0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
     return p
 
 
@@ -268,8 +279,8 @@ def build_prior(args: argparse.Namespace, num_codes: int) -> tuple[PixelCNN, dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    args.argv = argv
+    p = parser()
+    args = p.parse_args(argv)
     if not 0.0 <= args.val_split < 1.0:
         raise SystemExit(f"--val-split must be in [0, 1), got {args.val_split}")
     if args.ema_warmup and args.ema is None:
@@ -277,8 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.refit and not args.val_split:
         raise SystemExit("--refit chooses the number of epochs on held-out maps: it needs "
                          "--val-split")
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # sampling settings act after training: a resumed run may change them
+    out = prepare_run_folder(args.out, "pixelcnn-prior", args, args.resume,
+                             may_change=MAY_CHANGE + ("temperature",),
+                             given=given_options(p, argv))
+    args.argv = argv
     sg.manual_seed(args.seed)
 
     vq_path = pathlib.Path(args.vqvae) if args.vqvae else out / "vqvae" / "vqvae.npz"
@@ -290,8 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no VQ-VAE given: training one into {vq_path.parent} first")
         vq_vae.main(["--data", args.data, "--size", str(args.size), "--epochs",
                      str(args.vqvae_epochs), "--device", args.device, "--out",
-                     str(vq_path.parent), "--seed", str(args.seed)]
-                    + (["--data-dir", args.data_dir] if args.data_dir else []))
+                     str(vq_path.parent), "--seed", str(args.seed), "--checkpoint-every",
+                     str(args.checkpoint_every)]
+                    + (["--data-dir", args.data_dir] if args.data_dir else [])
+                    + (["--allow-nonfinite"] if args.allow_nonfinite else [])
+                    # one stopped before vqvae.npz was written continues
+                    + (["--resume"] if (vq_path.parent / "config.json").exists() else []))
     vqvae, blob = load_vqvae(vq_path, args.device)
     xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
     codes_file = vq_path.parent / "codes.npz"
@@ -367,7 +385,9 @@ def _fit_and_report(args: argparse.Namespace, out: pathlib.Path, vqvae: Any,
                         cosine=args.cosine, ema_decay=args.ema, ema_warmup=args.ema_warmup,
                         test_codes=data["test_codes"] if held_out else None,
                         test_labels=data["test_labels"] if held_out else None,
-                        keep_best=held_out, stop_after=stop_after)
+                        keep_best=held_out, stop_after=stop_after,
+                        checkpoint_seconds=args.checkpoint_every,
+                        allow_nonfinite=args.allow_nonfinite)
     save({"config": config, "state": prior.state_dict(), "vqvae": str(vq_path)}, out / "prior.npz")
 
     # samples: 10 rows of 10 (one row per class when conditional)
@@ -404,6 +424,48 @@ def _fit_and_report(args: argparse.Namespace, out: pathlib.Path, vqvae: Any,
     print(f"test cross-entropy of {kept}: {test:.4f} nats per code "
           f"({test * np.prod(shape):.1f} nats per image); wrote {out}/")
     return summary
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """n images of a ``pixelcnn-prior`` run: code maps drawn from the prior (at the run's
+    ``--temperature``; class ``label`` for a ``--conditional`` prior, else classes 0..9 in
+    turn), decoded by the run's VQ-VAE; float32 (n, 1, H, W) in [0, 1]. The prior's weights
+    are those of ``prior.npz`` when the run has finished, else of its newest checkpoint (the
+    weight average, with ``--ema``)."""
+    run = pathlib.Path(run)
+    opts = argparse.Namespace(**read_run_config(run, "pixelcnn-prior")["options"])
+    opts.device = device
+    if label is not None and not opts.conditional:
+        raise ValueError(f"--label {label}: this prior is unconditional (trained without "
+                         "--conditional)")
+    if label is not None and not 0 <= label < 10:
+        raise ValueError(f"--label {label}: out of range for 10 classes (0..9)")
+    vqvae, _ = load_vqvae(pathlib.Path(opts.vqvae) if opts.vqvae
+                          else run / "vqvae" / "vqvae.npz", device)
+    prior, _ = build_prior(opts, vqvae.num_embeddings)
+    prior.to(device)
+    if (run / "prior.npz").exists():
+        prior.load_state_dict(load(run / "prior.npz")["state"])
+    else:
+        state = load_run_state(run, device)
+        prior.load_state_dict(state["modules"]["prior"])
+        if "ema" in state["extras"]:
+            ema = optim.EMA(prior, opts.ema, opts.ema_warmup)
+            ema.load_state_dict(state["extras"]["ema"])
+            ema.copy_to(prior)
+    prior.eval()
+    shape = image_shape(opts.data, opts.size)
+    with sg.no_grad():
+        latent = tuple(vqvae.encode(sg.zeros((1,) + shape, device=device)).shape[1:])
+    y = None
+    if opts.conditional:
+        y = np.full(n, label) if label is not None else np.arange(n) % 10
+    with isolated_rng(seed):
+        codes = prior.sample(n, latent, y=y, temperature=opts.temperature)
+        with sg.no_grad():
+            images = vqvae.decode(codes).numpy()
+    return np.clip(images + 0.5, 0.0, 1.0).astype(np.float32)
 
 
 if __name__ == "__main__":

@@ -55,10 +55,12 @@ the epoch's training steps (no evaluation, no pictures; for an epoch split by ``
 the resumed session's steps only). The code's advice: kl_fake and kl_rec
 should end at or above kl_real (the encoder tells the decoder's images from data).
 
-Writes to --out: samples.png (64 images G(z), the same z all run long), reconstructions.png (rows
-of test images, each followed by G(mu(x))), samples/step_*.png after every epoch, metrics.json
-(settings, the per-epoch rows above, seconds per epoch) and the Trainer's metrics.jsonl /
-checkpoint.npz (``--resume`` continues; the per-epoch rows come back from metrics.jsonl).
+Writes to --out (a new folder): samples.png (64 images G(z), the same z all run long),
+reconstructions.png (rows of test images, each followed by G(mu(x))), samples/step_*.png after
+every epoch, metrics.json (settings, the per-epoch rows above, seconds per epoch), config.json
+and the Trainer's metrics.jsonl / checkpoint.npz (``--resume`` continues the run; the
+per-epoch rows come back from metrics.jsonl). ``scratchgen sample RUN`` draws new images from a
+run (``sample``).
 """
 from __future__ import annotations
 
@@ -75,14 +77,21 @@ import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.examples.intro_vae import (
-    channel_widths, sample_grid_hook, save_samples_and_reconstructions,
+    channel_widths, sample_grid_hook, sample_model, save_samples_and_reconstructions, widths,
 )
 from scratchgen.examples.vq_vae import batched
 from scratchgen.losses.kl import kl_normal_standard_normal
 from scratchgen.models.soft_intro_vae import SoftIntroVAE, SoftIntroVAETrainStep
-from scratchgen.train import Trainer, read_metrics
+from scratchgen.train import (
+    Trainer, given_options, prepare_run_folder, read_metrics, read_run_config,
+)
+from scratchgen.train.options import (
+    ArgumentParser, add_run_options, data_errors, device, nonnegative_float, nonnegative_int,
+    positive_float, positive_int,
+)
 
-__all__ = ["main", "parser", "build_model", "loss_weights", "image_statistics", "DEFAULTS"]
+__all__ = ["main", "parser", "build_model", "loss_weights", "image_statistics", "DEFAULTS",
+           "fill_defaults", "sample"]
 
 #: Per-data-set defaults of the options left unset (``None``) on the command line.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -115,36 +124,49 @@ def _epoch_rows(metrics_jsonl: pathlib.Path) -> list[dict[str, float]]:
 
 def parser() -> argparse.ArgumentParser:
     """This script's command line (options left ``None`` take ``DEFAULTS[--data]``)."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=list(DEFAULTS), default="digits",
                    help="embedded digits (no download) or MNIST")
     p.add_argument("--data-dir", default=None, help="folder with the four MNIST files")
-    p.add_argument("--size", type=int, default=None,
+    p.add_argument("--size", type=positive_int, default=None,
                    help="side of the digits images (default 8; MNIST is 28)")
-    p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
-    p.add_argument("--epochs", type=int, default=None, help="default 30 (digits), 200 (mnist)")
-    p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
-    p.add_argument("--batch-size", type=int, default=None, help="default 32 (digits), 128 (mnist)")
-    p.add_argument("--channels", default=None,
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="train on the first N images only")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="default 30 (digits), 200 (mnist)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="stop after this many steps")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="default 32 (digits), 128 (mnist)")
+    p.add_argument("--channels", type=widths, default=None,
                    help="encoder widths, e.g. 32 or 64,128 (default 32 digits, 64,128 mnist)")
-    p.add_argument("--z-dim", type=int, default=32)
-    p.add_argument("--beta-kl", type=float, default=None,
+    p.add_argument("--z-dim", type=positive_int, default=32)
+    p.add_argument("--beta-kl", type=nonnegative_float, default=None,
                    help="default 1 x (C H W) / 784: 1 on MNIST, 0.082 on 8x8 digits")
-    p.add_argument("--beta-rec", type=float, default=1.0)
-    p.add_argument("--beta-neg", type=float, default=None,
+    p.add_argument("--beta-rec", type=nonnegative_float, default=1.0)
+    p.add_argument("--beta-neg", type=nonnegative_float, default=None,
                    help="default 256 x (C H W) / 784: 256 on MNIST, 20.9 on 8x8 digits")
-    p.add_argument("--gamma-r", type=float, default=1e-8)
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--gamma-r", type=nonnegative_float, default=1e-8)
+    p.add_argument("--lr", type=positive_float, default=None,
                    help="Adam, encoder and decoder (default 1e-3 digits, 2e-4 mnist)")
-    p.add_argument("--vae-warmup-epochs", type=int, default=0, help="plain-VAE epochs first")
-    p.add_argument("--eval-images", type=int, default=1000,
+    p.add_argument("--vae-warmup-epochs", type=nonnegative_int, default=0,
+                   help="plain-VAE epochs first")
+    p.add_argument("--eval-images", type=positive_int, default=1000,
                    help="test images for the per-epoch metrics")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--out", default="runs/soft_intro_vae")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default="runs/soft_intro_vae", help="the run's folder (a new one)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_run_options(p)
     return p
+
+
+def fill_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Set the options left ``None`` to ``DEFAULTS[args.data]``, in place; returns ``args``."""
+    for k, v in DEFAULTS[args.data].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    return args
 
 
 def loss_weights(args: argparse.Namespace) -> dict[str, float]:
@@ -173,15 +195,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
     p = parser()
     args = p.parse_args(argv)
-    for k, v in DEFAULTS[args.data].items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
-    if args.data == "mnist" and args.size != 28:
-        p.error("--size is 28 for MNIST")
-    out = pathlib.Path(args.out)
+    if args.data == "mnist" and args.size not in (None, 28):
+        p.error(f"argument --size: MNIST images are 28x28, not {args.size}x{args.size}")
+    # the options as given (None: the data set's default) are the run's config
+    out = prepare_run_folder(args.out, "soft-intro-vae", args, args.resume,
+                             given=given_options(p, argv))
+    fill_defaults(args)
 
     sg.manual_seed(args.seed)
-    train, _, test, _ = load_image_arrays(args.data, args.data_dir, args.size)
+    with data_errors(args.data, args.data_dir):
+        train, _, test, _ = load_image_arrays(args.data, args.data_dir, args.size)
     train = train[:args.limit]
     test = test[:args.eval_images]
     size = args.size
@@ -219,7 +242,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       log_every=min(50, len(loader)), sample_every=len(loader),
                       on_sample=sample_grid_hook(model, fixed_z, scale),
                       on_epoch_end=end_of_epoch, checkpoint_every=len(loader),
-                      resume=args.resume, seed=args.seed)
+                      checkpoint_seconds=args.checkpoint_every,
+                      allow_nonfinite=args.allow_nonfinite, resume=args.resume, seed=args.seed)
     fit = trainer.fit()
     save_samples_and_reconstructions(model, fixed_z, test, out, scale, args.device)
 
@@ -243,6 +267,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"wrote {out / 'samples.png'}, {out / 'reconstructions.png'}, {out / 'metrics.json'}")
     return metrics
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """n images G(z), z ~ N(0, I), of a ``soft-intro-vae`` run; float32 (n, 1, H, W) clipped
+    to [0, 1]."""
+    opts = fill_defaults(argparse.Namespace(**read_run_config(run, "soft-intro-vae")["options"]))
+    opts.device = device
+    model, _ = build_model(opts, 1)
+    return sample_model(run, "soft-intro-vae", model, n, label, seed, device)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,15 @@ on [-2, 2]^2); spirals and checkerboard are plotted on [-4, 4]^2 (our two_spiral
 noise 0.1 but not the code's extra uniform jitter). Training draws batches from a fixed pool of
 ``--pool`` points (the code draws fresh points every iteration; 200,000 points is close).
 
-Writes to --out: samples.png (5,000 model samples), real.png (5,000 data points), density.png
-(the model's density exp(ELBO) on a grid, the code's plot_vae_density: exp(-(KL + ||x - D(mu(x))||^2))
-normalized over the grid), metrics.json (KL and JSD between 2-D histograms of 100,000 real and
-100,000 generated points on a 100 x 100 grid over the plot range, ``scratchgen.metrics.toy``, with
-eps = 1e-10 smoothing; also the same numbers in the convention of the official code's
-``calculate_sample_kl``, which we take to be the one behind the paper's table) and the Trainer's
-metrics.jsonl / checkpoint.npz (``--resume`` continues).
+Writes to --out (a new folder): samples.png (5,000 model samples), real.png (5,000 data points),
+density.png (the model's density exp(ELBO) on a grid, the code's plot_vae_density:
+exp(-(KL + ||x - D(mu(x))||^2)) normalized over the grid), metrics.json (KL and JSD between
+2-D histograms of 100,000 real and 100,000 generated points on a 100 x 100 grid over the plot
+range, ``scratchgen.metrics.toy``, with eps = 1e-10 smoothing; also the same numbers in the
+convention of the official code's ``calculate_sample_kl``, which we take to be the one behind the
+paper's table), config.json and the Trainer's metrics.jsonl / checkpoint.npz (``--resume``
+continues the run). ``scratchgen sample RUN --out points.npy`` draws new points from a run
+(``sample``).
 """
 from __future__ import annotations
 
@@ -51,7 +53,14 @@ from scratchgen.metrics.toy import sample_divergences, soft_intro_vae_code_diver
 from scratchgen.models.soft_intro_vae import (
     TOY_HYPERPARAMETERS, SoftIntroVAE, SoftIntroVAETrainStep, elbo_density,
 )
-from scratchgen.train import Trainer, density_plot, scatter_2d
+from scratchgen.train import (
+    MAY_CHANGE, Trainer, density_plot, given_options, isolated_rng, load_run_state,
+    prepare_run_folder, read_run_config, scatter_2d,
+)
+from scratchgen.train.options import (
+    ArgumentParser, add_run_options, device, nonnegative_float, nonnegative_int,
+    positive_float, positive_int,
+)
 
 # the data as the official code draws it, and the half-width of the plotted box
 _DATA = {
@@ -92,46 +101,81 @@ def model_samples(model: SoftIntroVAE, n: int, batch: int = 10000) -> np.ndarray
                                for s in range(0, n, batch)])
 
 
+def _dataset(text: str) -> str:
+    """``--dataset``: one of the names in ``_ALIASES`` (any case)."""
+    if text.lower() not in _ALIASES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of "
+                                         f"{', '.join(sorted(_ALIASES))}")
+    return text
+
+
+def _milestones(text: str) -> str:
+    """``--milestones``: comma-separated step numbers (or nothing)."""
+    try:
+        ok = all(int(m) >= 0 for m in text.split(",") if m.strip())
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of step numbers such as "
+                                         "10000,15000")
+    return text
+
+
+def parser() -> argparse.ArgumentParser:
+    """This script's command line."""
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", "--data", type=_dataset, default="ring",
+                   help="ring (8gaussians), spirals, checkerboard")
+    p.add_argument("--steps", type=positive_int, default=30000, help="training iterations")
+    p.add_argument("--batch-size", type=positive_int, default=512)
+    p.add_argument("--hidden", type=positive_int, default=256)
+    p.add_argument("--n-layers", type=positive_int, default=3)
+    p.add_argument("--z-dim", type=positive_int, default=2)
+    p.add_argument("--lr", type=positive_float, default=2e-4)
+    p.add_argument("--milestones", type=_milestones, default="10000,15000",
+                   help="iterations where lr /= 10")
+    p.add_argument("--vae-warmup", type=nonnegative_int, default=2000,
+                   help="plain-VAE iterations first")
+    p.add_argument("--beta-kl", type=nonnegative_float, default=None)
+    p.add_argument("--beta-rec", type=nonnegative_float, default=None)
+    p.add_argument("--beta-neg", type=nonnegative_float, default=None)
+    p.add_argument("--gamma-r", type=nonnegative_float, default=1e-8)
+    p.add_argument("--pool", type=positive_int, default=200000, help="training points")
+    p.add_argument("--eval-samples", type=positive_int, default=100000)
+    p.add_argument("--bins", type=positive_int, default=100)
+    p.add_argument("--grid", type=positive_int, default=300, help="density grid resolution")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default="runs/soft_intro_vae_toy",
+                   help="the run's folder (a new one)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_run_options(p)
+    return p
+
+
+def build_model(args: argparse.Namespace) -> SoftIntroVAE:
+    """The toy Soft-IntroVAE (MLPs) that ``args`` asks for, on ``args.device``."""
+    return SoftIntroVAE.toy(2, args.z_dim, args.n_layers, args.hidden).to(args.device)
+
+
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", "--data", default="ring", help="ring (8gaussians), spirals, checkerboard")
-    p.add_argument("--steps", type=int, default=30000, help="training iterations")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--n-layers", type=int, default=3)
-    p.add_argument("--z-dim", type=int, default=2)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--milestones", default="10000,15000", help="iterations where lr /= 10")
-    p.add_argument("--vae-warmup", type=int, default=2000, help="plain-VAE iterations first")
-    p.add_argument("--beta-kl", type=float, default=None)
-    p.add_argument("--beta-rec", type=float, default=None)
-    p.add_argument("--beta-neg", type=float, default=None)
-    p.add_argument("--gamma-r", type=float, default=1e-8)
-    p.add_argument("--pool", type=int, default=200000, help="training points")
-    p.add_argument("--eval-samples", type=int, default=100000)
-    p.add_argument("--bins", type=int, default=100)
-    p.add_argument("--grid", type=int, default=300, help="density grid resolution")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--out", default="runs/soft_intro_vae_toy")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
+    p = parser()
     args = p.parse_args(argv)
-    name = _ALIASES.get(args.dataset.lower())
-    if name is None:
-        p.error(f"unknown --dataset {args.dataset!r}")
+    name = _ALIASES[args.dataset.lower()]
+    out = prepare_run_folder(args.out, "soft-intro-vae-toy", args, args.resume,
+                             may_change=MAY_CHANGE + ("eval_samples", "bins", "grid"),
+                             given=given_options(p, argv))
     hp = dict(TOY_HYPERPARAMETERS[name])
     for k in ("beta_kl", "beta_rec", "beta_neg"):
         if getattr(args, k) is not None:
             hp[k] = getattr(args, k)
-    out = pathlib.Path(args.out)
     half = _DATA[name][1]
 
     sg.manual_seed(args.seed)
     data = toy_points(name, args.pool, seed=args.seed)
     loader = DataLoader(ArrayDataset(data), batch_size=args.batch_size, shuffle=True,
                         drop_last=True, seed=args.seed, device=args.device)
-    model = SoftIntroVAE.toy(2, args.z_dim, args.n_layers, args.hidden).to(args.device)
+    model = build_model(args)
     milestones = [int(m) for m in args.milestones.split(",") if m.strip()]
     step = SoftIntroVAETrainStep(model, gamma_r=args.gamma_r, lr_e=args.lr, lr_d=args.lr,
                                  milestones=milestones, vae_warmup_steps=args.vae_warmup, **hp)
@@ -140,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"({args.vae_warmup} VAE warm-up), lr {args.lr} /10 at {milestones}")
     trainer = Trainer(step, loader, out, max_steps=args.steps, modules={"model": model},
                       log_every=250, checkpoint_every=2000,
-                      resume=args.resume, seed=args.seed)
+                      checkpoint_seconds=args.checkpoint_every,
+                      allow_nonfinite=args.allow_nonfinite, resume=args.resume, seed=args.seed)
     fit = trainer.fit()
     adversarial = max(0, args.steps - args.vae_warmup)
     print(f"trained {fit.step} steps in {fit.seconds:.0f} s "
@@ -183,6 +228,21 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"wrote {out / 'samples.png'}, {out / 'density.png'}, {out / 'real.png'}, "
           f"{out / 'metrics.json'}")
     return metrics
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """n points G(z), z ~ N(0, I) drawn from ``seed``, of a ``soft-intro-vae-toy`` run's newest
+    checkpoint: float32 (n, 2). The model is unconditional: ``label`` must be None."""
+    if label is not None:
+        raise ValueError(f"--label {label}: the soft-intro-vae-toy model is unconditional "
+                         "(it has no classes)")
+    opts = argparse.Namespace(**read_run_config(run, "soft-intro-vae-toy")["options"])
+    opts.device = device
+    model = build_model(opts)
+    model.load_state_dict(load_run_state(run, device)["modules"]["model"])
+    with isolated_rng(seed):
+        return model_samples(model, n).astype(np.float32)
 
 
 if __name__ == "__main__":

@@ -4,34 +4,37 @@
 
 Prints the loss per epoch and the accuracies, and writes ``class_templates.png`` (each class's
 learned weights seen as an 8x8 image: the template the model matches against),
-``test_digits.png`` and ``metrics.json``.
+``test_digits.png``, ``metrics.json`` and ``config.json`` to a new folder (it trains in a
+fraction of a second, so there is no checkpoint and no ``--resume``).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import time
 
 from scratchgen.data import Digits
 from scratchgen.models import softmax_regression
+from scratchgen.train import prepare_run_folder
 from scratchgen.train.images import save_image_grid
+from scratchgen.train.options import (
+    ArgumentParser, device, nonnegative_int, positive_float, positive_int,
+)
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="scratchgen train softmax-regression", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--lr", type=float, default=0.5)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--out", default="runs/softmax-regression")
-    p.add_argument("--seed", type=int, default=0)
+    p = ArgumentParser(prog="scratchgen train softmax-regression", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--lr", type=positive_float, default=0.5)
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default="runs/softmax-regression", help="the run's folder (a new one)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     args = p.parse_args(argv)
 
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_folder(args.out, "softmax-regression", args, resume=False)
     train, test = Digits(train=True), Digits(train=False)
     print(f"softmax regression on the embedded 8x8 digits: {len(train)} train, {len(test)} test, "
           f"device {args.device}")

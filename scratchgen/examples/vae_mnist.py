@@ -24,14 +24,16 @@ Measured (2-core shared CPU, OPENBLAS_NUM_THREADS=1 -- with two BLAS threads on 
     sharing the machine. Conv VAE (32-64 channels, hidden 256): about 49 s CPU per epoch
     (165-200 s wall on the loaded machine); test loss 127.99, 111.03 after epochs 1, 2.
 
-Writes to ``--out``: ``metrics.jsonl`` and ``checkpoint.npz`` (the Trainer's; ``--resume``
-continues), ``samples/step_*.png`` (the same 64 prior draws decoded after every epoch),
-``samples.png``, ``reconstructions.png`` (odd columns: test images, even: reconstructions),
-``interpolations.png`` and ``interpolations_slerp.png`` (rows: test image to test image),
-``traversal.png`` (rows: the most active latent units, each swept over [-3, 3]),
-``editing_thickness.png`` and ``editing_slant.png`` (rows: test images moved along an attribute
-vector, see below), ``manifold.png`` (``--z-dim 2`` only), ``vae.npz`` (weights and config) and
-``summary.json`` (test loss and seconds per epoch, IWAE bound).
+Writes to ``--out`` (a new folder; ``--resume`` continues the run in it): ``config.json`` (the
+options), ``metrics.jsonl`` and ``checkpoint.npz`` (the Trainer's), ``samples/step_*.png`` (the
+same 64 prior draws decoded after every epoch), ``samples.png``, ``reconstructions.png`` (odd
+columns: test images, even: reconstructions), ``interpolations.png`` and
+``interpolations_slerp.png`` (rows: test image to test image), ``traversal.png`` (rows: the most
+active latent units, each swept over [-3, 3]), ``editing_thickness.png`` and
+``editing_slant.png`` (rows: test images moved along an attribute vector, see below),
+``manifold.png`` (``--z-dim 2`` only), ``vae.npz`` (weights and config) and ``summary.json``
+(test loss and seconds per epoch, IWAE bound). ``scratchgen sample RUN`` draws new images from
+the run's newest checkpoint (``sample``).
 
 Attribute vectors: the classic "smile vector" (White, 2016) needs labelled attributes; digits
 have none, so two are measured on the images -- stroke thickness (ink per image) and slant (the
@@ -50,15 +52,22 @@ import numpy as np
 
 import scratchgen as sg
 from scratchgen import optim
-from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
+from scratchgen.data import ArrayDataset, DataLoader, image_shape, load_image_arrays
 from scratchgen.metrics.likelihood import evaluate_iwae
 from scratchgen.models import vae_tools
 from scratchgen.models.vae import VAE
 from scratchgen.serialization import load, save
-from scratchgen.train import Trainer, save_image_grid, save_interpolation_strip
+from scratchgen.train import (
+    MAY_CHANGE, History, Trainer, given_options, isolated_rng, load_run_state,
+    prepare_run_folder, read_run_config, save_image_grid, save_interpolation_strip,
+)
+from scratchgen.train.options import (
+    ArgumentParser, add_run_options, data_errors, device, nonnegative_int, positive_float,
+    positive_int,
+)
 
 __all__ = ["main", "parser", "build_model", "load_images", "load_vae", "ink", "slant",
-           "attribute_groups"]
+           "attribute_groups", "sample"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
@@ -168,30 +177,46 @@ def draw_pictures(model: VAE, out: pathlib.Path, xte: np.ndarray, yte: np.ndarra
 
 # ---- the run ----------------------------------------------------------------------------------
 
+def _decoder_logvar(text: str) -> str:
+    """``--decoder-logvar``: ``learned`` or a finite number."""
+    if text != "learned":
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not np.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'learned'")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     """This script's command line."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["digits", "mnist"], default="digits",
                    help="embedded digits (no download) or MNIST")
     p.add_argument("--data-dir", default=None, help="folder with the four MNIST files")
-    p.add_argument("--size", type=int, default=28, help="side of the digits images (digits only)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--size", type=positive_int, default=28,
+                   help="side of the digits images (digits only)")
+    p.add_argument("--epochs", type=positive_int, default=None,
                    help="default 10 on MNIST, 50 on the 1500 digits")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--arch", choices=["fc", "conv"], default="fc")
-    p.add_argument("--z-dim", type=int, default=20)
-    p.add_argument("--hidden", type=int, default=None, help="default 400 (fc) or 256 (conv)")
+    p.add_argument("--z-dim", type=positive_int, default=20)
+    p.add_argument("--hidden", type=positive_int, default=None,
+                   help="default 400 (fc) or 256 (conv)")
     p.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
-    p.add_argument("--decoder-logvar", default="0.0",
+    p.add_argument("--decoder-logvar", type=_decoder_logvar, default="0.0",
                    help="Gaussian decoder: a fixed log sigma^2, or 'learned'")
-    p.add_argument("--iwae-k", type=int, default=64, help="samples of the IWAE bound (0: skip)")
-    p.add_argument("--iwae-images", type=int, default=1000, help="test images for the IWAE bound")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--out", default="runs/vae")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    p.add_argument("--iwae-k", type=nonnegative_int, default=64,
+                   help="samples of the IWAE bound (0: skip)")
+    p.add_argument("--iwae-images", type=positive_int, default=1000,
+                   help="test images for the IWAE bound")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default="runs/vae", help="the run's folder (a new one)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_run_options(p)
     return p
 
 
@@ -207,13 +232,17 @@ def build_model(args: argparse.Namespace, shape: tuple[int, ...]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    # the IWAE bound is measured after training: a resumed run may measure it otherwise
+    out = prepare_run_folder(args.out, "vae", args, args.resume,
+                             may_change=MAY_CHANGE + ("iwae_k", "iwae_images"),
+                             given=given_options(p, argv))
     epochs = args.epochs if args.epochs is not None else (10 if args.data == "mnist" else 50)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     sg.manual_seed(args.seed)
-    xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
+    with data_errors(args.data, args.data_dir):
+        xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
     shape = tuple(xtr.shape[1:])
     model, opt, config = build_model(args, shape)
     print(f"VAE ({args.arch}, z = {args.z_dim}, {args.likelihood} decoder, "
@@ -224,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               seed=args.seed, device=args.device)
     test_loader = DataLoader(ArrayDataset(xte), batch_size=args.batch_size, device=args.device)
     fixed_z = sg.randn((64, args.z_dim), device=args.device)  # the same draws after every epoch
-    history: list[dict[str, float]] = []
+    history = History()  # checkpointed: a resumed run's summary keeps every epoch
     clock = {"start": time.perf_counter(), "cpu": time.process_time()}
 
     def train_step(batch: Any) -> dict[str, float]:
@@ -247,17 +276,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return model.eval().decode(fixed_z)
 
     trainer = Trainer(train_step, train_loader, out, epochs=epochs, modules={"vae": model},
-                      optimizers={"adam": opt}, log_every=50, checkpoint_every=1000,
-                      on_epoch_end=end_of_epoch, sample_every=len(train_loader),
-                      on_sample=samples, sample_value_range=(0.0, 1.0), resume=args.resume,
-                      seed=args.seed)
+                      optimizers={"adam": opt}, extras={"history": history}, log_every=50,
+                      checkpoint_every=1000, checkpoint_seconds=args.checkpoint_every,
+                      allow_nonfinite=args.allow_nonfinite, on_epoch_end=end_of_epoch,
+                      sample_every=len(train_loader), on_sample=samples,
+                      sample_value_range=(0.0, 1.0), resume=args.resume, seed=args.seed)
     trainer.fit()
     model.eval()
     save({"config": config, "state": model.state_dict(), "data": args.data}, out / "vae.npz")
 
     scale = max(1, 56 // shape[1])
     extra = draw_pictures(model, out, xte, yte, xtr, ytr, scale, args.seed)
-    summary: dict[str, Any] = {"config": config, "epochs": history, **extra,
+    summary: dict[str, Any] = {"config": config, "epochs": list(history), **extra,
                                "command": "scratchgen train vae " + " ".join(argv or [])}
     if args.iwae_k > 0:
         sg.manual_seed(args.seed + 2)
@@ -281,6 +311,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"IWAE (k = {iw['k']}) {iw['log_likelihood']:.2f} nats")
     print(f"wrote {out}/")
     return summary
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """n images of a ``vae`` run's newest checkpoint: z ~ N(0, I) (drawn from ``seed``), then
+    the decoder's mean E[x | z] (Bernoulli probabilities, or Gaussian means clipped to
+    [0, 1]); float32 (n, 1, H, W) in [0, 1]. The VAE is unconditional: ``label`` must be
+    ``None``."""
+    if label is not None:
+        raise ValueError(f"--label {label}: the VAE is unconditional (it has no classes)")
+    opts = argparse.Namespace(**read_run_config(run, "vae")["options"])
+    opts.device = device
+    model, _, _ = build_model(opts, image_shape(opts.data, opts.size))
+    model.load_state_dict(load_run_state(run, device)["modules"]["vae"])
+    model.eval()
+    with sg.no_grad(), isolated_rng(seed):
+        x = model.sample(n).numpy()
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
 if __name__ == "__main__":

@@ -35,11 +35,13 @@ positions, over the training maps, averages 2.31 nats against 1.84 for run A. A 
 cross-entropy on them is higher accordingly (1.41 nats per code after 2 of 10 epochs, where run
 A's prior had 1.15), so the two cross-entropies do not compare priors, only codes.
 
-Writes to ``--out``: ``metrics.jsonl`` and ``checkpoint.npz`` (the Trainer's; ``--resume``
-continues), ``vqvae.npz`` (the model and its configuration, read by pixelcnn_prior.py),
-``codes.npz`` (the code maps of the training and test images), ``reconstructions.png`` (rows of
-test images, each followed by its reconstruction), ``codebook_use.png`` and ``summary.json``
-(per epoch: test normalised MSE, codebook perplexity, dead codes, seconds).
+Writes to ``--out`` (a new folder; ``--resume`` continues the run in it): ``config.json``,
+``metrics.jsonl`` and ``checkpoint.npz`` (the Trainer's), ``vqvae.npz`` (the model and its
+configuration, read by pixelcnn_prior.py), ``codes.npz`` (the code maps of the training and test
+images), ``reconstructions.png`` (rows of test images, each followed by its reconstruction),
+``codebook_use.png`` and ``summary.json`` (per epoch: test normalised MSE, codebook perplexity,
+dead codes, seconds). A VQ-VAE has no prior of its own to sample from: ``scratchgen sample``
+draws from the ``pixelcnn-prior`` run trained on its codes.
 """
 from __future__ import annotations
 
@@ -58,29 +60,40 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.losses import vq as vql
 from scratchgen.models.vq_vae import VQVAE
 from scratchgen.serialization import load, save
-from scratchgen.train import Trainer, save_image_grid
+from scratchgen.train import (
+    History, Trainer, given_options, prepare_run_folder, read_run_config, save_image_grid,
+)
+from scratchgen.train.options import (
+    ArgumentParser, add_run_options, data_errors, device, nonnegative_float, nonnegative_int,
+    positive_float, positive_int,
+)
 
 __all__ = ["main", "parser", "build_model", "fit_vq", "load_images", "load_vqvae",
            "add_common_arguments", "save_codebook_use"]
 
 
 def add_common_arguments(p: argparse.ArgumentParser, out: str, epochs: int) -> None:
+    """The options the VQ examples share: data, size, epochs, batch, device, out, seed,
+    ``--checkpoint-every`` and ``--allow-nonfinite``."""
     p.add_argument("--data", choices=["digits", "mnist"], default="digits",
                    help="embedded digits (no download) or MNIST")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST files")
-    p.add_argument("--size", type=int, default=28, help="side of the digits images (digits only)")
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--out", default=out)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=positive_int, default=28,
+                   help="side of the digits images (digits only)")
+    p.add_argument("--epochs", type=positive_int, default=epochs)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", default=out, help="the run's folder (a new one)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    add_run_options(p)
 
 
 def load_images(data: str, data_dir: str | None = None, size: int = 28
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train images, train labels, test images, test labels), images float32 (N, 1, H, W)
     in [-0.5, 0.5] (the Keras example's scaling)."""
-    xtr, ytr, xte, yte = load_image_arrays(data, data_dir, size)
+    with data_errors(data, data_dir):
+        xtr, ytr, xte, yte = load_image_arrays(data, data_dir, size)
     return xtr - 0.5, ytr, xte - 0.5, yte
 
 
@@ -115,21 +128,24 @@ def save_codebook_use(counts: np.ndarray, path: str | pathlib.Path) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """This script's command line."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p, "runs/vq-vae", epochs=10)
-    p.add_argument("--num-embeddings", type=int, default=128, help="K, the codebook size")
-    p.add_argument("--embedding-dim", type=int, default=16, help="D, the code vector size")
-    p.add_argument("--beta", type=float, default=0.25, help="commitment weight (eq. 3)")
+    p.add_argument("--num-embeddings", type=positive_int, default=128,
+                   help="K, the codebook size")
+    p.add_argument("--embedding-dim", type=positive_int, default=16,
+                   help="D, the code vector size")
+    p.add_argument("--beta", type=nonnegative_float, default=0.25,
+                   help="commitment weight (eq. 3)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
                    help="EMA codebook updates (decay 0.99; paper App. A.1); --no-ema learns the "
                         "codebook with the codebook loss of eq. 3 instead")
     p.add_argument("--restart-dead-codes", action=argparse.BooleanOptionalAction, default=False,
                    help="move codes unused for a while onto encoder outputs (Jukebox): lower "
                         "MSE early, but more codes in use, so a harder prior")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--limit", type=int, default=None, help="use only this many training images")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="use only this many training images")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
     return p
 
 
@@ -140,13 +156,14 @@ def fit_vq(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarra
     ``name``. ``levels`` maps a metric prefix to the key of the step's code-index map (``{"":
     "indices"}``; VQ-VAE-2: ``{"top_": "top_indices", "bottom_": "bottom_indices"}``). After
     each epoch: test normalised MSE, each level's codebook perplexity and dead codes over the
-    epoch's training batches, and the seconds spent in train steps. Returns that history and
-    the test-MSE function."""
+    epoch's training batches, and the seconds spent in train steps. Returns that history (of
+    every epoch of the run: it is checkpointed, so it survives ``--resume``) and the test-MSE
+    function."""
     loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
                         seed=args.seed, device=args.device)
     K = model.num_embeddings
     counts = {prefix: np.zeros(K, np.int64) for prefix in levels}  # codes chosen this epoch
-    history: list[dict[str, float]] = []
+    history = History()
     clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
 
     def train_step(batch: Any) -> dict[str, float]:
@@ -175,10 +192,12 @@ def fit_vq(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarra
         return row
 
     Trainer(train_step, loader, out, epochs=args.epochs, modules={name: model},
-            optimizers={"adam": opt}, log_every=50, checkpoint_every=500,
-            on_epoch_end=end_of_epoch, resume=args.resume, seed=args.seed).fit()
+            optimizers={"adam": opt}, extras={"history": history}, log_every=50,
+            checkpoint_every=500, checkpoint_seconds=args.checkpoint_every,
+            allow_nonfinite=args.allow_nonfinite, on_epoch_end=end_of_epoch,
+            resume=args.resume, seed=args.seed).fit()
     model.eval()
-    return history, test_mse
+    return list(history), test_mse
 
 
 def build_model(args: argparse.Namespace, variance: float
@@ -194,9 +213,9 @@ def build_model(args: argparse.Namespace, variance: float
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    p = parser()
+    args = p.parse_args(argv)
+    out = prepare_run_folder(args.out, "vq-vae", args, args.resume, given=given_options(p, argv))
 
     sg.manual_seed(args.seed)
     xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
@@ -235,6 +254,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{summary['test_perplexity']:.1f} of {K}, {summary['test_dead_codes']} codes unused "
           f"on the test set; wrote {out}/")
     return 0
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """Refused with a ``ValueError`` that says what to do: a VQ-VAE alone has no prior over its
+    codes to draw from (a ``pixelcnn-prior`` run trained on them has)."""
+    read_run_config(run, "vq-vae")
+    raise ValueError(f"{run}: a VQ-VAE has no prior of its own to sample from; train one on "
+                     f"its codes with `scratchgen train pixelcnn-prior --vqvae "
+                     f"{pathlib.Path(run) / 'vqvae.npz'} --out RUN` and sample RUN")
 
 
 if __name__ == "__main__":

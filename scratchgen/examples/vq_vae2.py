@@ -23,11 +23,13 @@ Measured on MNIST (the second command, K = 64 codes per level, seed 0, a shared 
 Per image that is about 49 x 2.66 = 130 nats for the top map and 196 x 0.83 = 163 nats for the
 bottom map given the top one. (The run stopped after the bottom prior's first epoch.)
 
-Writes to ``--out``: ``metrics.jsonl`` / ``checkpoint.npz`` (the Trainer's, stage 1),
+Writes to ``--out`` (a new folder; ``--resume`` continues the run in it): ``config.json``,
+``metrics.jsonl`` / ``checkpoint.npz`` (the Trainer's, stage 1),
 ``vqvae2.npz``, ``reconstructions.png`` (test images, each followed by its reconstruction),
 ``priors.npz``, ``top_prior/`` and ``bottom_prior/`` (each prior's Trainer folder),
 ``samples.png`` (images drawn through both priors) and ``summary.json`` (per epoch: test
 normalised MSE, perplexity and dead codes of each level; each prior's validation nats per code).
+``scratchgen sample RUN`` draws new images from a finished run (``sample``).
 """
 from __future__ import annotations
 
@@ -43,8 +45,10 @@ import scratchgen as sg
 from scratchgen import optim
 from scratchgen.models.pixelcnn import PixelCNN
 from scratchgen.models.vq_vae2 import VQVAE2
-from scratchgen.serialization import save
-from scratchgen.train import save_image_grid
+from scratchgen.serialization import load, save
+from scratchgen.train import MAY_CHANGE, given_options, isolated_rng, prepare_run_folder
+from scratchgen.train import read_run_config, save_image_grid
+from scratchgen.train.options import ArgumentParser, positive_float, positive_int
 
 from scratchgen.examples.pixelcnn_prior import fit_prior
 from scratchgen.examples.vq_vae import add_common_arguments, batched, fit_vq, load_images
@@ -56,20 +60,19 @@ PRIOR_LR = 1e-3  # Adam's learning rate for both priors (cosine-decayed to 0 ove
 
 def parser() -> argparse.ArgumentParser:
     """This script's command line."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p, "runs/vq-vae2", epochs=10)
-    p.add_argument("--num-embeddings", type=int, default=64, help="K per level")
-    p.add_argument("--embedding-dim", type=int, default=16)
-    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--num-embeddings", type=positive_int, default=64, help="K per level")
+    p.add_argument("--embedding-dim", type=positive_int, default=16)
+    p.add_argument("--hidden", type=positive_int, default=64)
     p.add_argument("--restart-dead-codes", action=argparse.BooleanOptionalAction, default=False,
                    help="move codes unused for a while onto encoder outputs (Jukebox): more "
                         "codes in use, so lower MSE but harder priors")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--prior-epochs", type=int, default=10)
-    p.add_argument("--prior-channels", type=int, default=64)
-    p.add_argument("--prior-layers", type=int, default=8)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--prior-epochs", type=positive_int, default=10)
+    p.add_argument("--prior-channels", type=positive_int, default=64)
+    p.add_argument("--prior-layers", type=positive_int, default=8)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
     return p
 
 
@@ -97,9 +100,12 @@ def build_priors(args: argparse.Namespace, num_codes: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    p = parser()
+    args = p.parse_args(argv)
+    # the priors' epochs, like the first stage's, may change on resume
+    out = prepare_run_folder(args.out, "vq-vae2", args, args.resume,
+                             may_change=MAY_CHANGE + ("prior_epochs",),
+                             given=given_options(p, argv))
     sg.manual_seed(args.seed)
 
     xtr, ytr, xte, yte = load_images(args.data, args.data_dir, args.size)
@@ -131,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     top_te, bot_te = encode_all(xte)
     top_prior, bottom_prior, prior_kw = build_priors(args, K)
     common = dict(epochs=args.prior_epochs, lr=PRIOR_LR, batch_size=args.batch_size,
-                  device=args.device, seed=args.seed, resume=args.resume)
+                  device=args.device, seed=args.seed, resume=args.resume,
+                  checkpoint_seconds=args.checkpoint_every, allow_nonfinite=args.allow_nonfinite)
     print("stage 2: the top prior p(c_top)")
     top_hist = fit_prior(top_prior, top_tr, top_te, out / "top_prior", name="top_prior", **common)
     print("stage 2: the bottom prior p(c_bottom | c_top)")
@@ -153,6 +160,37 @@ def main(argv: list[str] | None = None) -> int:
           f"cross-entropy: top {top_hist[-1]['val_nats_per_code']:.4f}, bottom "
           f"{bot_hist[-1]['val_nats_per_code']:.4f} nats per code; wrote {out}/")
     return 0
+
+
+def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+           device: str = "cpu") -> np.ndarray:
+    """n images of a finished ``vq-vae2`` run (its ``vqvae2.npz`` and ``priors.npz``): top
+    code maps from the top prior, bottom maps from the bottom prior given them, decoded;
+    float32 (n, 1, H, W) in [0, 1]. The model is unconditional: ``label`` must be None."""
+    if label is not None:
+        raise ValueError(f"--label {label}: the VQ-VAE-2 is unconditional (it has no classes)")
+    run = pathlib.Path(run)
+    opts = argparse.Namespace(**read_run_config(run, "vq-vae2")["options"])
+    opts.device = device
+    for name in ("vqvae2.npz", "priors.npz"):
+        if not (run / name).exists():
+            raise ValueError(f"{run}: no {name} yet (it is written when the run has trained "
+                             "both stages)")
+    blob = load(run / "vqvae2.npz")
+    model = VQVAE2(**blob["config"])
+    model.load_state_dict(blob["state"])
+    model.to(device).eval()
+    priors = load(run / "priors.npz")
+    top_prior, bottom_prior, _ = build_priors(opts, priors["num_codes"])
+    top_prior.load_state_dict(priors["top"])
+    bottom_prior.load_state_dict(priors["bottom"])
+    top_prior.eval()
+    bottom_prior.eval()
+    size = 28 if opts.data == "mnist" else opts.size
+    with isolated_rng(seed):
+        images = model.sample(top_prior, bottom_prior, n, (size, size))
+    images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
+    return np.clip(images + 0.5, 0.0, 1.0).astype(np.float32)
 
 
 if __name__ == "__main__":

@@ -23,21 +23,39 @@ __all__ = [
 
 
 def as_tensor(x: Any, like: Tensor) -> Tensor:
-    """A constant Tensor from a number or array, with ``like``'s dtype (for numbers) and device."""
+    """A constant Tensor from a number or array, on ``like``'s device. A number takes
+    ``like``'s dtype, except a float beside an integer or bool ``like``, which takes the
+    default floating dtype (``int_tensor * 0.5`` is not truncated)."""
     if isinstance(x, Tensor):
         return x
     xp = backend.get_array_module(like.data)
     if isinstance(x, (int, float, bool)) or (hasattr(x, "ndim") and x.ndim == 0 and
                                              not backend._is_cupy(x)):
-        return Tensor(xp.asarray(x, dtype=like.dtype))
+        dtype = like.dtype
+        if dtype.kind != "f" and (isinstance(x, float) or getattr(x, "dtype", None) is not None
+                                  and x.dtype.kind == "f"):
+            dtype = backend.get_default_dtype()
+        return Tensor(xp.asarray(x, dtype=dtype))
     return Tensor(xp.asarray(x))
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """The two operands of a binary op as Tensors of one dtype kind.
+
+    PyTorch's rule for an integer (or bool) operand beside a floating one: the result keeps the
+    floating operand's dtype (``float32 + int64`` is float32; NumPy would give float64). The
+    integer operand is converted to that dtype here; it never requires a gradient, so the
+    conversion is a constant and the graph is unchanged."""
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
     elif not isinstance(b, Tensor):
         b = as_tensor(b, a)
+    ka, kb = a.data.dtype.kind, b.data.dtype.kind
+    if ka != kb:
+        if ka == "f" and kb in "iub":
+            b = Tensor(b.data.astype(a.data.dtype))
+        elif kb == "f" and ka in "iub":
+            a = Tensor(a.data.astype(b.data.dtype))
     return a, b
 
 

@@ -105,7 +105,7 @@ class GANTrainStep:
 
     ``step(batch)`` (also ``__call__``) returns floats: ``loss_d``, the mean logits on real
     and generated data (``d_real``, ``d_fake``), the penalty if any, and ``loss_g`` of the
-    latest generator update.
+    latest generator update (from the first generator update on).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *,
@@ -215,9 +215,9 @@ class GANTrainStep:
         if update_g:
             self.last_loss_g = self.generator_update(fake, y_fake).item()
         out = {k: v.item() for k, v in parts.items()}
-        out["loss_g"] = self.last_loss_g
-        bad = {k: v for k, v in out.items() if not math.isfinite(v) and k != "loss_g"}
-        if bad or (update_g and not math.isfinite(self.last_loss_g)):
+        if self.d_updates >= self.n_dis:     # a generator update has been made
+            out["loss_g"] = self.last_loss_g
+        if not all(math.isfinite(v) for v in out.values()):
             raise FloatingPointError(f"GAN losses are not finite after discriminator update "
                                      f"{self.d_updates}: {out}")
         return out

@@ -2,12 +2,15 @@
 write files for the user.
 
 - ``Trainer``: the loop every model uses (progress, ``metrics.jsonl``, sample grids,
-  atomic checkpoints, exact resume, Ctrl-C checkpoint).
+  atomic checkpoints by steps and by time, exact resume, Ctrl-C and SIGTERM checkpoints, a
+  stop at the first non-finite loss); ``History``: per-epoch rows checkpointed with the run.
 - ``BestWeights``: the weights at the best validation figure, checkpointed with the run.
 - ``save_checkpoint`` / ``load_checkpoint`` / ``load_latest``: the checkpoint files.
 - ``read_metrics``: ``metrics.jsonl`` back as series for ``plot_curves``.
-- ``write_run_config`` / ``read_run_config`` / ``load_run_state``: a run folder's
+- ``prepare_run_folder``: a new run into a new folder, or ``--resume`` of the same model's
+  run with the same options; ``read_run_config`` / ``load_run_state``: a run folder's
   ``config.json`` (the model and its options) and newest checkpoint, to use a finished run.
+- ``options``: the training commands' shared argparse types and flags.
 - Pictures: ``to_grid``, ``save_png``, ``save_image_grid``, ``save_interpolation_strip``,
   ``plot_curves``, ``scatter_2d``, ``density_plot``.
 """
@@ -21,17 +24,22 @@ from scratchgen.train.checkpoint import (  # noqa: F401
     load_latest, restore_rng_state, save_checkpoint,
 )
 from scratchgen.train.log import MetricsLog, ProgressLine, RunningMeans, read_metrics  # noqa: F401
-from scratchgen.train.loop import FitResult, Trainer  # noqa: F401
+from scratchgen.train.loop import (  # noqa: F401
+    FitResult, History, NonFiniteLossError, Trainer, TrainingInterrupted,
+)
 from scratchgen.train.run import (  # noqa: F401
-    CONFIG_NAME, RunError, load_run_state, read_run_config, write_run_config,
+    CONFIG_NAME, MAY_CHANGE, RunError, given_options, load_run_state, prepare_run_folder,
+    read_run_config, write_run_config,
 )
 
 __all__ = [
-    "Trainer", "FitResult", "BestWeights",
+    "Trainer", "FitResult", "History", "TrainingInterrupted", "NonFiniteLossError",
+    "BestWeights",
     "save_checkpoint", "load_checkpoint", "load_latest", "capture_rng_state",
     "restore_rng_state", "isolated_rng", "CHECKPOINT_NAME", "PREVIOUS_NAME",
     "MetricsLog", "ProgressLine", "RunningMeans", "read_metrics",
     "to_grid", "save_png", "save_image_grid", "save_interpolation_strip", "plot_curves",
     "scatter_2d", "density_plot",
-    "CONFIG_NAME", "RunError", "write_run_config", "read_run_config", "load_run_state",
+    "CONFIG_NAME", "MAY_CHANGE", "RunError", "prepare_run_folder", "given_options",
+    "write_run_config", "read_run_config", "load_run_state",
 ]

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import numpy
 
 from scratchgen import backend
-from scratchgen.serialization import CheckpointError, load, save
+from scratchgen.serialization import CheckpointError, load, remove_stale_temporaries, save
 
 __all__ = ["CHECKPOINT_NAME", "PREVIOUS_NAME", "save_checkpoint", "load_checkpoint",
            "load_latest", "capture_rng_state", "restore_rng_state", "isolated_rng",
@@ -68,8 +68,12 @@ def load_latest(directory: str | os.PathLike, device: Any = "cpu",
                 warn: Any = None) -> tuple[pathlib.Path, Any] | None:
     """The newest readable checkpoint of a run folder, as ``(path, state)``; ``None`` if there
     is none. A damaged ``checkpoint.npz`` is reported through ``warn(message)`` and the previous
-    checkpoint is used instead."""
+    checkpoint is used instead. Temporary files that a killed save left in ``directory`` are
+    removed (``serialization.remove_stale_temporaries``)."""
     directory = pathlib.Path(directory)
+    # temporaries of a save killed mid-write (``kill -9``) are never read; they go here
+    for name in (CHECKPOINT_NAME, "." + CHECKPOINT_NAME + ".new", PREVIOUS_NAME):
+        remove_stale_temporaries(directory / name)
     errors = []
     for name in (CHECKPOINT_NAME, PREVIOUS_NAME):
         p = directory / name

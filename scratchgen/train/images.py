@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import pathlib
 import math
-import tempfile
 from typing import Any, Mapping, Sequence
 
 import numpy
 
 from scratchgen import backend
+from scratchgen.serialization import atomic_write
 
 __all__ = ["to_grid", "save_image_grid", "save_png", "save_interpolation_strip", "plot_curves",
            "scatter_2d", "density_plot", "PALETTE"]
@@ -60,22 +60,15 @@ def to_grid(images: Any, nrow: int = 8, padding: int = 2, value_range: tuple[flo
 
 
 def save_png(image: numpy.ndarray, path: str | os.PathLike) -> pathlib.Path:
-    """Write an (H, W) or (H, W, C) uint8 array as PNG, atomically (temp file, then rename)."""
+    """Write an (H, W) or (H, W, C) uint8 array as PNG, atomically (temp file, then rename),
+    with the permissions the umask gives new files."""
     from PIL import Image
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
     return path
 
 

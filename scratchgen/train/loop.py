@@ -8,10 +8,14 @@ everything around it:
 - the batches, epoch after epoch, until ``max_steps`` steps or ``epochs`` epochs;
 - a progress line (step, epoch, it/s, ETA, running means of the losses) and ``metrics.jsonl``;
 - sample grids from ``on_sample`` every ``sample_every`` steps (``samples/step_000500.png``);
-- checkpoints every ``checkpoint_every`` steps, at the end, and on Ctrl-C, holding everything
+- checkpoints every ``checkpoint_every`` steps and at least every ``checkpoint_seconds``
+  seconds (a minute by default), at the end, and on Ctrl-C or SIGTERM, holding everything
   registered (modules, optimizers, schedulers, EMA and other ``extras``, the train step's own
   state if it has one), the DataLoader's position, every global random state and the counters;
-- ``resume=True``: continue from the run folder's checkpoint, exactly where it stopped.
+- ``resume=True``: continue from the run folder's checkpoint, exactly where it stopped;
+- a loss that turns NaN or infinite stops the run (``NonFiniteLossError``) before anything of
+  that step is saved, so the last checkpoint holds finite weights (``allow_nonfinite=True``
+  trains on and only warns).
 
 Resume is exact: N steps in one go and N/2 steps + stop + resume for N/2 more give bit-identical
 weights on the CPU, because the checkpoint holds every source of the next step's numbers (the
@@ -56,7 +60,8 @@ from scratchgen.train.checkpoint import (
 from scratchgen.train.images import save_image_grid
 from scratchgen.train.log import MetricsLog, ProgressLine, RunningMeans, as_float
 
-__all__ = ["Trainer", "FitResult", "TRAINER_STATE_FORMAT"]
+__all__ = ["Trainer", "FitResult", "History", "TrainingInterrupted", "NonFiniteLossError",
+           "TRAINER_STATE_FORMAT"]
 
 TRAINER_STATE_FORMAT = "scratchgen-trainer"
 _STATE_VERSION = 1
@@ -92,28 +97,74 @@ def _named(objects: Any, what: str) -> dict[str, Any]:
     return named
 
 
-class _SigintGuard:
-    """Turns the first Ctrl-C into a request the loop honours after the current step (so the
-    checkpoint it then writes is of a whole step); a second Ctrl-C interrupts at once."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """What ``Trainer.fit`` raises after Ctrl-C (SIGINT) or SIGTERM, once it has saved the
+    checkpoint. ``str(exc)`` is a one-line message (the step, the checkpoint, how to
+    continue); ``signum`` is the signal (SIGINT also for a ``KeyboardInterrupt`` raised by the
+    train step itself); ``checkpoint`` is the file written (``None`` without an out_dir)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT,
+                 checkpoint: pathlib.Path | None = None) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+        self.checkpoint = checkpoint
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A value returned by the train step was NaN or infinite. ``step`` is the step that
+    produced it (1-based), ``losses`` all the values of that step, ``checkpoint`` the last
+    checkpoint written (whose weights came from finite steps), or ``None``."""
+
+    def __init__(self, message: str, step: int, losses: dict[str, float],
+                 checkpoint: pathlib.Path | None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.losses = losses
+        self.checkpoint = checkpoint
+
+
+class History(list):
+    """A list of rows (one per epoch, say) that a Trainer checkpoints as one of its
+    ``extras``, so that a resumed run's summary holds the rows of every session, not just the
+    last one's: ``history = History(); Trainer(..., extras={"history": history})``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": list(self)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self[:] = list(state["rows"])
+
+
+_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+class _SignalGuard:
+    """Turns the first Ctrl-C (SIGINT) or SIGTERM into a request the loop honours after the
+    current step (so the checkpoint it then writes is of a whole step); a second one
+    interrupts at once."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.requested = False
-        self._previous: Any = None
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+        if self.requested is not None:
+            raise TrainingInterrupted("interrupted", signum)
+        self.requested = signum
 
-    def __enter__(self) -> "_SigintGuard":
+    def __enter__(self) -> "_SignalGuard":
         if self.enabled:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for name in _SIGNALS:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    self._previous[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
 
 
 class Trainer:
@@ -146,7 +197,11 @@ class Trainer:
             min and max); if it returns ``None`` it wrote its own files.
         on_epoch_end: ``on_epoch_end(trainer) -> {name: value} | None`` after each epoch
             (held like ``on_sample``); a returned dict is printed and logged as ``"eval"``.
-        checkpoint_every: save every this many steps (``None``: only at the end and on Ctrl-C).
+        checkpoint_every: save every this many steps (``None``: by time only, at the end
+            and on Ctrl-C / SIGTERM).
+        checkpoint_seconds: also save when this many seconds have passed since the last save
+            (or since the session started), so that a run killed without warning (``kill
+            -9``, a power cut) loses at most that much work (``None``: by steps only).
         keep_previous: keep the checkpoint being replaced as ``checkpoint.prev.npz``.
         resume: continue from ``out_dir``'s checkpoint if there is one (else start afresh).
         resume_from: continue from this checkpoint file (implies ``resume``).
@@ -154,7 +209,10 @@ class Trainer:
             the loop's messages; ``tty`` forces the in-place (``True``) or line (``False``) style.
         device: where checkpoint tensors are loaded (modules and optimizers then move them to
             their own parameters' devices).
-        handle_sigint: defer Ctrl-C to the end of the current step (main thread only).
+        handle_sigint: defer Ctrl-C (SIGINT) and SIGTERM to the end of the current step
+            (main thread only); ``fit`` then saves and raises ``TrainingInterrupted``.
+        allow_nonfinite: a NaN or infinite value from the train step only warns (at the next
+            report) instead of stopping the run with ``NonFiniteLossError``.
         seed: seeds the hooks' private random numbers (hook at step s gets ``seed + s``).
 
     After ``fit``, ``trainer.step`` is the number of steps done and ``trainer.epoch`` the number
@@ -169,16 +227,22 @@ class Trainer:
                  on_sample: Callable[[int, pathlib.Path], Any] | None = None,
                  sample_value_range: tuple[float, float] | None = None,
                  on_epoch_end: Callable[["Trainer"], Mapping[str, Any] | None] | None = None,
-                 checkpoint_every: int | None = None, keep_previous: bool = True,
+                 checkpoint_every: int | None = None,
+                 checkpoint_seconds: float | None = 60.0, keep_previous: bool = True,
                  resume: bool = False, resume_from: str | os.PathLike | None = None,
                  progress: bool = True, stream: IO[str] | None = None, tty: bool | None = None,
-                 device: Any = "cpu", handle_sigint: bool = True, seed: int = 0) -> None:
+                 device: Any = "cpu", handle_sigint: bool = True, seed: int = 0,
+                 allow_nonfinite: bool = False) -> None:
         if max_steps is None and epochs is None:
             raise ValueError("Trainer needs max_steps or epochs (or both) to know when to stop")
         for name, v in (("max_steps", max_steps), ("epochs", epochs), ("log_every", log_every),
                         ("sample_every", sample_every), ("checkpoint_every", checkpoint_every)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"Trainer: {name} must be a positive integer or None, got {v!r}")
+        if checkpoint_seconds is not None and not (
+                isinstance(checkpoint_seconds, (int, float)) and checkpoint_seconds > 0):
+            raise ValueError(f"Trainer: checkpoint_seconds must be a positive number or None, "
+                             f"got {checkpoint_seconds!r}")
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got "
                              f"{scheduler_interval!r}")
@@ -199,6 +263,8 @@ class Trainer:
         self.sample_value_range = sample_value_range
         self.on_epoch_end = on_epoch_end
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_seconds = checkpoint_seconds
+        self.allow_nonfinite = bool(allow_nonfinite)
         self.keep_previous = keep_previous
         self.resume = bool(resume or resume_from)
         self.resume_from = pathlib.Path(resume_from) if resume_from is not None else None
@@ -217,6 +283,7 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         self._iterator: Iterator[Any] | None = None
         self._saved_step = -1
+        self._saved_at = time.monotonic()
         self._sampled_step = -1
         self._progress: ProgressLine | None = None
         self._eta_rate: float | None = None
@@ -315,7 +382,22 @@ class Trainer:
         save_checkpoint(self.state_dict(loader_state, rng_state), target,
                         keep_previous=self.keep_previous)
         self._saved_step = self.step
+        self._saved_at = time.monotonic()
         return target
+
+    def _stop_nonfinite(self, values: Mapping[str, float]) -> None:
+        """Raise ``NonFiniteLossError`` for the step about to be counted, which is neither
+        logged nor saved: the last checkpoint keeps the weights of finite steps."""
+        terms = ", ".join(f"{k} {v:.6g}" for k, v in values.items())
+        path = self.checkpoint_path
+        if self._saved_step < 0 or path is None or not path.exists():
+            path = None
+        kept = (f"the last checkpoint (step {self._saved_step}) is kept" if path is not None
+                else "no checkpoint was saved")
+        raise NonFiniteLossError(
+            f"non-finite loss at step {self.step + 1} ({terms}); the run stopped and {kept}; "
+            "allow_nonfinite=True (--allow-nonfinite) trains on anyway",
+            self.step + 1, dict(values), path)
 
     def _resume(self) -> None:
         if self.resume_from is not None:
@@ -324,6 +406,9 @@ class Trainer:
             assert self.out_dir is not None
             found = load_latest(self.out_dir, self.device, warn=self._message)
             if found is None:
+                # a run stopped before its first save starts over; what it logged goes too
+                if self.metrics_path is not None:
+                    MetricsLog(self.metrics_path).truncate_after(0)
                 self._message(f"no checkpoint in {self.out_dir}: starting from step 0")
                 return
             path, state = found
@@ -399,12 +484,16 @@ class Trainer:
     def fit(self) -> FitResult:
         """Train until ``max_steps`` / ``epochs``; returns a ``FitResult``.
 
-        On Ctrl-C a checkpoint is written and the ``KeyboardInterrupt`` is raised again;
-        ``resume=True`` continues from it. The first Ctrl-C lets the current step finish, so
+        On Ctrl-C or SIGTERM a checkpoint is written and ``TrainingInterrupted`` (a
+        ``KeyboardInterrupt``) is raised, its message naming the step and the checkpoint;
+        ``resume=True`` continues from it. The first signal lets the current step finish, so
         the checkpoint holds whole steps only. A ``KeyboardInterrupt`` raised inside the step
-        (a second Ctrl-C, or the step's own code) is saved as of the start of that step: the
+        (a second signal, or the step's own code) is saved as of the start of that step: the
         loader's position and scratchgen's generators are rewound so the resumed run redoes
         the step, but updates the step had already applied to parameters are not undone.
+
+        A NaN or infinite value from the train step raises ``NonFiniteLossError`` (unless
+        ``allow_nonfinite``) before that step is logged or saved.
         """
         self._progress = ProgressLine(None, self.stream, self.tty) if self.show_progress else None
         if self.resume:
@@ -420,14 +509,16 @@ class Trainer:
         window_start, window_step = session_start, self.step
         session_step = self.step
         self._eta_rate = None
+        self._saved_at = time.monotonic()
         loader_before = rng_before = None
         in_step = False
+        signum = signal.SIGINT
 
         def clock() -> float:
             return elapsed_at_start + time.perf_counter() - session_start
 
         try:
-            with _SigintGuard(self.handle_sigint) as sigint:
+            with _SignalGuard(self.handle_sigint) as signals:
                 while not self._done():
                     if self._iterator is None:
                         self._iterator = iter(self.loader)
@@ -449,6 +540,10 @@ class Trainer:
                         continue
                     values = self.train_step(batch)
                     in_step = False
+                    values = {k: as_float(v) for k, v in values.items()} if values else {}
+                    if not self.allow_nonfinite and not all(map(math.isfinite,
+                                                                values.values())):
+                        self._stop_nonfinite(values)
                     self.step += 1
                     self.batch_in_epoch += 1
                     self.elapsed = clock()
@@ -472,11 +567,14 @@ class Trainer:
                                               self.meter.means(), self._eta_rate)
                     if self.sample_every and self.step % self.sample_every == 0:
                         self._sample()
-                    if (self.checkpoint_every and self.step % self.checkpoint_every == 0
-                            and self.out_dir is not None):
+                    if self.out_dir is not None and (
+                            (self.checkpoint_every and self.step % self.checkpoint_every == 0)
+                            or (self.checkpoint_seconds is not None and time.monotonic()
+                                - self._saved_at >= self.checkpoint_seconds)):
                         self.elapsed = clock()
                         self.save_checkpoint()
-                    if sigint.requested:
+                    if signals.requested is not None:
+                        signum = signals.requested
                         raise KeyboardInterrupt
             self.elapsed = clock()
             if len(self.meter):
@@ -493,8 +591,11 @@ class Trainer:
                           f"{self.elapsed:.1f} s" + (f"; checkpoint {path}" if path else ""))
             return FitResult(self.step, self.epoch, self.elapsed, dict(self.last_losses),
                              history, path)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             self.elapsed = clock()
+            if isinstance(exc, TrainingInterrupted):
+                signum = exc.signum
+            path = None
             if self.out_dir is not None:
                 if in_step:
                     rng = capture_rng_state()
@@ -502,9 +603,11 @@ class Trainer:
                     path = self.save_checkpoint(loader_state=loader_before, rng_state=rng)
                 else:
                     path = self.save_checkpoint()
-                self._message(f"interrupted at step {self.step}: checkpoint saved to {path}; "
-                              "continue with resume=True (--resume)")
-            raise
+            name = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(signum, "signal")
+            message = (f"stopped by {name} at step {self.step}"
+                       + (f"; checkpoint saved to {path}; continue with resume=True "
+                          "(--resume)" if path is not None else ""))
+            raise TrainingInterrupted(message, signum, path) from None
         finally:
             if self._progress is not None:
                 self._progress.close()

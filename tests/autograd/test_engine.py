@@ -251,6 +251,28 @@ def test_dtype_mix_names_dtypes():
         a + b
 
 
+@pytest.mark.parametrize("float_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("int_dtype", ["int64", "int32", "uint8", "bool"])
+def test_an_integer_operand_keeps_the_floating_dtype(float_dtype, int_dtype):
+    # PyTorch's rule: float32 + int64 is float32 (NumPy would give float64)
+    x = sg.tensor(np.array([1.5, -2.0, 3.0], float_dtype), requires_grad=True)
+    k = sg.tensor(np.array([2, 0, 1], int_dtype))
+    for y in (x + k, k + x, x - k, k - x, x * k, k * x, x / (k + 1), (k + 1) / x,
+              sg.functional.maximum(x, k), x + np.array([1, 2, 3])):
+        assert y.dtype == np.dtype(float_dtype)
+    (x * k).sum().backward()
+    assert x.grad.dtype == np.dtype(float_dtype)
+    np.testing.assert_array_equal(x.grad.numpy(), k.numpy().astype(float_dtype))
+
+
+def test_a_float_number_with_an_integer_tensor_is_not_truncated():
+    k = sg.tensor(np.array([1, 2, 3]))
+    y = k * 0.5
+    assert y.dtype == sg.backend.get_default_dtype()
+    np.testing.assert_allclose(y.numpy(), [0.5, 1.0, 1.5])
+    assert (k * 2).dtype == np.int64  # integer with integer stays integer
+
+
 def test_device_mix_names_devices():
     class FakeGpuArray:  # quacks like a CuPy array on GPU 1, enough for the device check
         __module__ = "cupy._core.core"

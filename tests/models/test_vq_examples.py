@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from scratchgen.serialization import load
+from scratchgen.train import write_run_config
 
 
 def _example(name):
@@ -41,6 +42,14 @@ def test_vq_vae_then_its_prior(tmp_path):
     assert 0 < p["test_nats_per_code"] < math.log(128)
     for name in ("prior.npz", "samples.png", "samples_codes.png"):
         assert (prior_out / name).is_file(), name
+    # `scratchgen sample`: images through the prior and the VQ-VAE's decoder, reproducible
+    x = _example("pixelcnn_prior").sample(prior_out, 3, seed=1)
+    assert x.dtype == np.float32 and x.shape == (3, 1, 28, 28) and 0 <= x.min() <= x.max() <= 1
+    np.testing.assert_array_equal(x, _example("pixelcnn_prior").sample(prior_out, 3, seed=1))
+    with pytest.raises(ValueError, match="this prior is unconditional"):
+        _example("pixelcnn_prior").sample(prior_out, 3, label=2)
+    with pytest.raises(ValueError, match="a VQ-VAE has no prior of its own to sample from"):
+        _example("vq_vae").sample(vq_out, 3)
 
     # with dropout and Polyak averaging: validation uses the averaged weights, which are what
     # prior.npz keeps; a resumed run restores the average too
@@ -50,7 +59,7 @@ def test_vq_vae_then_its_prior(tmp_path):
     assert _example("pixelcnn_prior").main(args + ["--epochs", "1"]) == 0
     assert _example("pixelcnn_prior").main(args + ["--epochs", "2", "--resume"]) == 0
     e = json.loads((ema_out / "summary.json").read_text())
-    assert [r["epoch"] for r in e["epochs"]] == [2]
+    assert [r["epoch"] for r in e["epochs"]] == [1, 2]   # the resumed run keeps epoch 1
     last = e["epochs"][-1]
     assert last["val_nats_per_code"] != last["val_nats_per_code_raw"]
     assert e["test_nats_per_code"] == last["val_nats_per_code"]
@@ -107,6 +116,9 @@ def test_vq_vae_then_its_prior(tmp_path):
     # it stops there (so one of the two refits stops before the end of the schedule)
     other = 1 if chosen != 1 else 2
     forced = tmp_path / "prior_refit_forced"
+    # a run stopped after its selection, before the refit's first checkpoint
+    write_run_config(forced, "pixelcnn-prior", _example("pixelcnn_prior").parser().parse_args(
+        refit_args + ["--out", str(forced)]))
     (forced / "select").mkdir(parents=True)
     selection = {"best_epoch": other, "heldout_nats_per_code": 1.0, "test_nats_per_code": 1.0}
     (forced / "select" / "summary.json").write_text(json.dumps(selection))
@@ -141,3 +153,5 @@ def test_vq_vae2_example(tmp_path):
     assert len(bottom) == 2 and 0 < bottom[1] < bottom[0]  # (a tiny prior starts above it)
     for name in ("vqvae2.npz", "priors.npz", "reconstructions.png", "samples.png"):
         assert (tmp_path / name).is_file(), name
+    x = _example("vq_vae2").sample(tmp_path, 2, seed=0)
+    assert x.dtype == np.float32 and x.shape == (2, 1, 28, 28) and 0 <= x.min() <= x.max() <= 1

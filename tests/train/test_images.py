@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -19,6 +20,17 @@ def _open(path):
         im.load()
         assert im.format == "PNG"
         return im
+
+
+def test_pngs_are_readable_by_others(tmp_path):
+    # they were written 0600 by tempfile.mkstemp, whatever the umask
+    old = os.umask(0o022)
+    try:
+        path = save_image_grid(np.zeros((4, 1, 8, 8)), tmp_path / "g.png")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png"]
 
 
 def test_grid_size_and_value_range(tmp_path):
