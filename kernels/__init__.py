@@ -2,6 +2,10 @@
 
 Arrays in, arrays out: nothing here knows about Tensors or autodiff, and nothing here imports
 ``scratchgen``. ``scratchgen.functional`` wraps these functions as differentiable ops.
+
+The folder sits at the top of the repository, beside the package, and is imported (and
+installed) as ``scratchgen.kernels`` through the link ``scratchgen/kernels``; its modules
+import each other by relative imports only, so they depend on no name of their own.
 """
 
 from . import memory  # noqa: F401,E402  (keeps freed memory in the heap: see kernels.memory)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _cuda
+from . import _cuda
 
 __all__ = ["leaky_relu_forward", "leaky_relu_derivative", "leaky_relu_backward",
            "relu_backward", "tanh_backward", "sigmoid_forward", "sigmoid_backward"]

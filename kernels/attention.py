@@ -46,8 +46,8 @@ import math
 
 import numpy as np
 
-from kernels import _cuda
-from kernels.threads import parallel_for
+from . import _cuda
+from .threads import parallel_for
 
 # Score-tile budget (elements of S held at once). Every pass over a tile (max, subtract, exp,
 # sum, the products) streams it through the cache, so smaller tiles are faster until the

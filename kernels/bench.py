@@ -1,6 +1,6 @@
 """Benchmark of the convolution (and attention) kernels on the layers of a DCGAN/SAGAN.
 
-    python -m kernels.bench [--device cpu|cuda] [--batch 64] [--repeat 10] [--dtype float32]
+    scratchgen bench kernels [--device cpu|cuda] [--batch 64] [--repeat 10] [--dtype float32]
                             [--roof N] [--stat median|min]
 
 First measures the machine's own matrix-product rate (the roof: the best of several square
@@ -66,7 +66,7 @@ def _row(name, shape, note, flops_f, flops_fb, t_f, t_fb, roof):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kernels.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="scratchgen bench kernels", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--batch", type=int, default=64)

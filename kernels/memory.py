@@ -11,7 +11,7 @@ with the default settings and 12.0 ms with both thresholds raised, on a 2-core m
 
 ``keep_freed_memory()`` raises both (``mallopt``), so that freed blocks stay in the heap and
 are reused; the process then holds on to its peak heap size, as PyTorch's and CuPy's caching
-allocators do for the same reason. ``import kernels`` calls it once, unless the environment
+allocators do for the same reason. Importing the kernels calls it once, unless the environment
 variable ``SCRATCHGEN_DEFAULT_MALLOC`` is set (to anything). Elsewhere than glibc it does
 nothing.
 """

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _cuda
+from . import _cuda
 
 MODES = ("zeros", "reflect", "replicate", "circular")
 _MODE_CODE = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}

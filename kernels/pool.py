@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _cuda, threads
+from . import _cuda, threads
 
 IntPair = int | tuple[int, int]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _cuda, threads
+from . import _cuda, threads
 
 Size = int | tuple[int, int]
 

@@ -24,7 +24,7 @@ neither library is found the kernels run on the calling thread alone, with BLAS'
 A layer's plain matrix product (``matmul``) runs on BLAS's threads, except while the kernels'
 threads are in use (see there why).
 
-Measured on 2 cores (batch 64, ``python -m kernels.bench``): a 64 -> 128 channel convolution
+Measured on 2 cores (batch 64, ``scratchgen bench kernels``): a 64 -> 128 channel convolution
 at 16x16, forward + backward, 18.6 -> 15.5 ms; SAGAN's attention 29.5 -> 15.4 ms.
 
 The number of threads defaults to BLAS's own thread count (so ``OPENBLAS_NUM_THREADS=1``

@@ -2,8 +2,8 @@
 a known target, >= 99.0% test accuracy in a few epochs; and the classifier whose features
 later measure generated digits (the Frechet distance of ``scratchgen.metrics``).
 
-    scratchgen bench lenet --data-dir ../shared/data/mnist --epochs 3
-    python -m scratchgen.benchmarks.lenet --data-dir ../shared/data/mnist --epochs 3
+    scratchgen bench lenet --data-dir DIR --epochs 3
+    python -m scratchgen.benchmarks.lenet --data-dir DIR --epochs 3
 
 The network (LeCun et al., 1998, with ReLU, max pooling and dropout as is usual today):
 

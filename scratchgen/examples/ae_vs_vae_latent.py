@@ -1,7 +1,7 @@
 """The latent spaces of a plain autoencoder and of a VAE, side by side (2-D codes).
 
     scratchgen train ae-vs-vae                 # embedded digits at 28x28, no download
-    scratchgen train ae-vs-vae --data mnist --data-dir ../shared/data/mnist \\
+    scratchgen train ae-vs-vae --data mnist --data-dir DIR \\
         --epochs 10 --out runs/ae-vs-vae                # the MNIST version
 
 Both models have the same networks (FC 784-400-2-400-784, Bernoulli decoder) and are trained
@@ -135,15 +135,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         grid = np.array([[u, v] for v in gy[::-1] for u in gx], dtype=np.float32)
         with sg.no_grad():
             imgs = model.decode(vae_tools.as_input(model, grid))
+        what = "the middle 98% of the codes" if name == "ae" else "[-3, 3] x [-3, 3]"
         save_image_grid(imgs, out / f"manifold_{name}.png", nrow=15, value_range=(0.0, 1.0),
-                        scale=scale)
+                        scale=scale, col_labels=[f"{u:.1f}" for u in gx],
+                        row_labels=[f"{v:.1f}" for v in gy[::-1]],
+                        caption=f"{name.upper()} decoder over a 15 x 15 grid of {what}: z1 "
+                                "left to right (column headers), z2 top to bottom (row labels)")
         # decodes of N(0, I) draws: samples for the VAE, not for the AE
         sg.manual_seed(args.seed + 2)
         zs = sg.randn((64, 2), device=args.device)
         with sg.no_grad():
             imgs = model.decode(zs)
         save_image_grid(imgs, out / f"samples_{name}.png", nrow=8, value_range=(0.0, 1.0),
-                        scale=scale)
+                        scale=scale,
+                        caption=f"64 draws z ~ N(0, I) through the {name.upper()} decoder"
+                                + (" (the AE's codes do not follow N(0, I): these are not "
+                                   "samples of a model)" if name == "ae" else ""))
         s = summary["models"][name]
         print(f"  {name.upper()}: test recon {test['recon']:.2f} nats/image"
               + (f", -ELBO {test['loss']:.2f}" if name == "vae" else "")

@@ -2,7 +2,7 @@
 
     scratchgen train beta-vae                          # beta = 4 on the embedded digits
     scratchgen train beta-vae --variant capacity       # gamma |KL - C|, C: 0 -> 15 nats
-    scratchgen train beta-vae --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
+    scratchgen train beta-vae --data mnist --data-dir DIR --epochs 10 \\
         --beta 4 --out runs/beta-vae-mnist               # on MNIST
     scratchgen train beta-vae --beta 1 ...             # the plain VAE, to compare with
 
@@ -50,7 +50,7 @@ from scratchgen.train.options import (
 )
 
 __all__ = ["main", "parser", "build_model", "load_images", "vae_parser", "prepare", "fit",
-           "save_samples_and_pairs", "sample_run", "sample"]
+           "save_samples_and_pairs", "sample_run", "sample", "evaluate_run", "evaluate"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
@@ -145,17 +145,46 @@ def sample_run(run: str | pathlib.Path, name: str, build: Callable[[argparse.Nam
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
+def evaluate_run(run: str | pathlib.Path, name: str, build: Callable[[argparse.Namespace,
+                 tuple[int, ...]], Any], device: str, k: int, images: int, seed: int
+                 ) -> dict[str, Any]:
+    """The test bounds of the run of ``name`` in ``run`` (a run of ``fit``): ``build(options,
+    image shape)`` makes the model, the newest checkpoint fills it; then, on the first
+    ``images`` test images of the run's data, ``"iwae"`` (L_k, ``k`` importance samples per
+    image drawn from ``seed``) and ``"elbo"`` from the same samples, in nats per image
+    (``vae_tools.evaluate_bounds``), with ``"k"``, ``"images"``, ``"data"`` and ``"step"``
+    (the checkpoint's training step)."""
+    if k < 1:
+        raise ValueError(f"--k {k}: the bound needs at least one importance sample")
+    if images < 1:
+        raise ValueError(f"--images {images}: must be at least 1")
+    opts = argparse.Namespace(**read_run_config(run, name)["options"])
+    opts.device = device
+    state = load_run_state(run, device)
+    with data_errors(opts.data, opts.data_dir):
+        _, _, xte, _ = load_images(opts.data, opts.data_dir, opts.size)
+    model = build(opts, tuple(xte.shape[1:]))
+    model.load_state_dict(state["modules"]["model"])
+    xte = xte[:images]
+    batches = [xte[i:i + 100] for i in range(0, len(xte), 100)]
+    with isolated_rng(seed):
+        bounds = vae_tools.evaluate_bounds(model, batches, k=k, chunk=16)
+    return {**bounds, "k": k, "data": opts.data, "step": int(state["step"])}
+
+
 def save_samples_and_pairs(model: Any, xte: np.ndarray, out: pathlib.Path, seed: int,
                            scale: int) -> None:
     """samples.png (64 draws from the prior) and reconstructions.png (32 test images, each
     followed by its reconstruction)."""
     sg.manual_seed(seed)
     save_image_grid(model.sample(64), out / "samples.png", nrow=8, value_range=(0.0, 1.0),
-                    scale=scale)
+                    scale=scale, caption="64 samples: z ~ N(0, I) decoded to E[x | z]")
     rec = model.reconstruct(xte[:32]).numpy()
     pairs = np.stack([xte[:32], rec], axis=1).reshape((-1,) + xte.shape[1:])
     save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0.0, 1.0),
-                    scale=scale)
+                    scale=scale, col_labels=["test", "recon."] * 8,
+                    caption="odd columns: the first 32 test images; even columns: their "
+                            "reconstructions E[x | z = mu(x)]")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -215,7 +244,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     per_unit = vae_tools.kl_per_unit(model, xte[:2000])
     order = [int(i) for i in np.argsort(-per_unit)]
     grid = vae_tools.latent_traversal(model, dims=order, steps=11, limit=3.0)
-    save_interpolation_strip(grid, out / "traversal.png", value_range=(0.0, 1.0), scale=scale)
+    save_interpolation_strip(
+        grid, out / "traversal.png", value_range=(0.0, 1.0), scale=scale,
+        row_labels=[f"z{i}: {per_unit[i]:.2f}" for i in order],
+        col_labels=[f"{v:g}" for v in np.linspace(-3.0, 3.0, 11)],
+        caption="rows: every latent unit, most informative first (label: unit and its KL in "
+                "nats), swept from -3 to 3 (column headers) with the others at 0, the prior "
+                "mean")
     save_samples_and_pairs(model, xte, out, args.seed + 1, scale)
     summary = {"command": "scratchgen train beta-vae " + " ".join(argv or []),
                "model": repr(model).split("\n")[0], "epochs": history,
@@ -235,6 +270,22 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
     (n, 1, H, W) in [0, 1] (``sample_run``)."""
     return sample_run(run, "beta-vae", lambda opts, shape: build_model(opts, shape, 1)[0],
                       n, label, seed, device)
+
+
+def evaluate(run: str | pathlib.Path, device: str = "cpu", k: int = 64, images: int = 1000,
+             seed: int = 0) -> dict[str, Any]:
+    """The test log-likelihood bounds of a ``beta-vae`` run's newest checkpoint, in nats per
+    image (higher is better): ``"iwae"``, the importance-weighted bound L_k <= log p(x) (Burda
+    et al. 2016, eq. 8), and ``"elbo"``, the ELBO with beta = 1 from the same samples
+    (``evaluate_run``) -- whatever beta the model was trained with, so that runs compare.
+
+    Args:
+        k: importance samples per image (the bound tightens as k grows)
+        images: test images to average over (the first ones)
+        seed: seed of the importance samples
+    """
+    return evaluate_run(run, "beta-vae", lambda opts, shape: build_model(opts, shape, 1)[0],
+                        device, k, images, seed)
 
 
 if __name__ == "__main__":

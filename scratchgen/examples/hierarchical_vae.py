@@ -11,7 +11,7 @@
     scratchgen train hierarchical-vae --model hvae --epochs 150 --out runs/hvae
 
     # MNIST (local IDX files, binarized at 0.5, 28x28; slow on a CPU)
-    scratchgen train hierarchical-vae --data mnist --data-dir ../shared/data/mnist \\
+    scratchgen train hierarchical-vae --data mnist --data-dir DIR \\
         --compare --epochs 5 --limit 10000 --k 100 --out runs/hvae_mnist
 
 Measured (binarized digits, 150 epochs, k = 1000 on the 297 test digits; nats per image; the
@@ -275,10 +275,14 @@ def main(argv: list[str] | None = None) -> dict:
             rec = model.reconstruct(xt)
         scale = max(1, 64 // size)
         save_image_grid(samples.numpy(), out / f"samples_{kind}.png", nrow=8, value_range=(0, 1),
-                        scale=scale)
+                        scale=scale, caption=f"64 samples of the {kind} model, drawn top-down "
+                                             "from its prior (Bernoulli means)")
         pairs = np.stack([test[:32], np.asarray(rec.numpy())], axis=1).reshape(64, 1, size, size)
         save_image_grid(pairs, out / f"reconstructions_{kind}.png", nrow=16, value_range=(0, 1),
-                        scale=scale)
+                        scale=scale, col_labels=["test", "recon."] * 8,
+                        caption="odd columns: the first 32 binarized test images; even columns: "
+                                f"the {kind} model's reconstructions (z ~ q(z|x), Bernoulli "
+                                "means)")
         entry = {"parameters": model.num_parameters(), f"test_iwae_k{args.k}": bounds["iwae"],
                  "test_elbo": bounds["elbo"],
                  "train_iwae_k%d_first_%d" % (min(args.k, 100), len(test)): train_bound["iwae"],
@@ -331,6 +335,52 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
     with sg.no_grad(), isolated_rng(seed):
         x = model.sample(n).numpy()
     return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def evaluate(run: str | pathlib.Path, device: str = "cpu", k: int = 100, images: int = 1000,
+             seed: int = 0) -> dict:
+    """The test bounds of a ``hierarchical-vae`` run's newest checkpoints, in nats per image
+    (higher is better), on the first ``images`` binarized test images of the run's data:
+    ``"iwae"``, the importance-weighted bound IWAE_k (``k`` samples per image, drawn from
+    ``seed``; z_i holds every layer's sample), ``"elbo"`` (the mean of 10 one-sample
+    estimates) and, for the hierarchical model, ``"kl_per_layer"`` (top first) -- of the
+    run's hierarchical model when it trained one (as ``--compare`` does), else of its
+    ``--model``; with ``--compare`` the other two models' figures are under ``"compared"``.
+    Also ``"variant"`` (which model: hvae, single or vae), ``"k"``, ``"images"``, ``"data"``
+    and ``"step"``.
+
+    Args:
+        k: importance samples per image (the run's own test bound used --k, default 1000)
+        images: test images to average over (the first ones)
+        seed: seed of the importance samples
+    """
+    if k < 1:
+        raise ValueError(f"--k {k}: the bound needs at least one importance sample")
+    if images < 1:
+        raise ValueError(f"--images {images}: must be at least 1")
+    opts = read_run_config(run, "hierarchical-vae")["options"]
+    kinds = list(MODELS) if opts.get("compare") else [opts["model"]]
+    main_kind = "hvae" if "hvae" in kinds else kinds[0]
+    states = {kind: load_run_state(pathlib.Path(run) / kind, device) for kind in kinds}
+    with data_errors(opts["data"], opts.get("data_dir")):
+        test = load_binary(opts["data"], False, opts.get("data_dir"), None)[:images]
+    size = test.shape[-1]
+    target = target_parameters(size)
+    figures = {}
+    for kind in kinds:
+        model = build(kind, size, target).to(device)
+        model.load_state_dict(states[kind]["modules"]["model"])
+        with isolated_rng(seed):
+            bounds = test_bounds(model, kind, test, k, device)
+        figures[kind] = {"iwae": bounds["iwae"], "elbo": bounds["elbo"],
+                         "step": int(states[kind]["step"])}
+        if "kl_per_layer" in bounds:
+            figures[kind]["kl_per_layer"] = bounds["kl_per_layer"]
+    result = {"variant": main_kind, **figures.pop(main_kind), "k": k, "images": len(test),
+              "data": opts["data"]}
+    if figures:
+        result["compared"] = figures
+    return result
 
 
 if __name__ == "__main__":

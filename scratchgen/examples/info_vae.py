@@ -4,7 +4,7 @@
     scratchgen train info-vae --kernel rbf            # the Gaussian kernel instead
     scratchgen train info-vae --alpha 0 --lambda 1000 # the general form: KL weight 1 - alpha
     scratchgen train info-vae --alpha 0 --lambda 1    # = the plain VAE, for comparison
-    scratchgen train info-vae --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
+    scratchgen train info-vae --data mnist --data-dir DIR --epochs 10 \\
         --out runs/mmd-vae-mnist                        # on MNIST
 
 The MMD-VAE does not charge for the information the code carries about x (alpha = 1: no
@@ -47,10 +47,10 @@ from scratchgen.train import given_options, save_interpolation_strip, scatter_2d
 from scratchgen.train.options import finite_float
 
 from scratchgen.examples.beta_vae import (
-    fit, prepare, sample_run, save_samples_and_pairs, vae_parser,
+    evaluate_run, fit, prepare, sample_run, save_samples_and_pairs, vae_parser,
 )
 
-__all__ = ["main", "parser", "build_model", "load_images", "aggregate_mmd", "sample"]
+__all__ = ["main", "parser", "build_model", "load_images", "aggregate_mmd", "sample", "evaluate"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
@@ -111,7 +111,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     save_samples_and_pairs(model, xte, out, args.seed + 1, scale)
     order = [int(i) for i in np.argsort(-activity)[:min(10, args.z_dim)]]
     grid = vae_tools.latent_traversal(model, dims=order, steps=11)
-    save_interpolation_strip(grid, out / "traversal.png", value_range=(0.0, 1.0), scale=scale)
+    save_interpolation_strip(
+        grid, out / "traversal.png", value_range=(0.0, 1.0), scale=scale,
+        row_labels=[f"z{i}" for i in order],
+        col_labels=[f"{v:g}" for v in np.linspace(-3.0, 3.0, 11)],
+        caption=f"rows: the {len(order)} most active latent units (largest variance of E[z|x] "
+                "over test images), each swept from -3 to 3 (column headers) with the others "
+                "at 0, the prior mean")
     if args.z_dim == 2:
         z = vae_tools.latent_code(model, xte[:n]).numpy()
         prior = np.random.default_rng(args.seed).standard_normal((n, 2))
@@ -140,6 +146,23 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
     (n, 1, H, W) in [0, 1] (``sample_run``)."""
     return sample_run(run, "info-vae", lambda opts, shape: build_model(opts, shape)[0],
                       n, label, seed, device)
+
+
+def evaluate(run: str | pathlib.Path, device: str = "cpu", k: int = 64, images: int = 1000,
+             seed: int = 0) -> dict[str, Any]:
+    """The test log-likelihood bounds of an ``info-vae`` run's newest checkpoint, in nats per
+    image (higher is better): ``"iwae"``, the importance-weighted bound L_k <= log p(x) (Burda
+    et al. 2016, eq. 8), and ``"elbo"``, the plain ELBO from the same samples
+    (``beta_vae.evaluate_run``; the MMD-VAE does not optimise the ELBO, but its decoder and
+    encoder still define both).
+
+    Args:
+        k: importance samples per image (the bound tightens as k grows)
+        images: test images to average over (the first ones)
+        seed: seed of the importance samples
+    """
+    return evaluate_run(run, "info-vae", lambda opts, shape: build_model(opts, shape)[0],
+                        device, k, images, seed)
 
 
 if __name__ == "__main__":

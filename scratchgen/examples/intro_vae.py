@@ -10,7 +10,7 @@
         --margin 15 --lr 1e-3 --out runs/intro_vae
 
     # MNIST from local IDX files, 28x28 (slow on a CPU: hours)
-    scratchgen train intro-vae --data mnist --data-dir ../shared/data/mnist --size 28 \\
+    scratchgen train intro-vae --data mnist --data-dir DIR --size 28 \\
         --channels 32,64 --z-dim 32 --epochs 20 --out runs/intro_vae_mnist
 
 Hyperparameters. The paper's alpha, beta and margin m are tied to the data's size: L_AE sums
@@ -39,7 +39,10 @@ from typing import Any, Callable
 import numpy as np
 
 import scratchgen as sg
+import scratchgen.functional as F
 from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
+from scratchgen.examples.vq_vae import batched
+from scratchgen.losses.kl import kl_normal_standard_normal
 from scratchgen.models.intro_vae import IntroVAE, IntroVAETrainStep
 from scratchgen.train import (
     Trainer, given_options, isolated_rng, load_run_state, prepare_run_folder, read_run_config,
@@ -64,6 +67,37 @@ def load_images(name: str, train: bool, size: int, data_dir: str | None) -> np.n
     raise SystemExit(f"unknown --data {name!r} (digits or mnist)")
 
 
+def image_statistics(model: IntroVAE, x: sg.Tensor) -> sg.Tensor:
+    """Per image of x, (N, 4): squared error of G(mu(x)) averaged over pixels, KL of x, of
+    G(mu(x)) and of a generated image G(z), z ~ N(0, I), each KL(q(z|.) || N(0, I)) in nats."""
+    mu, logvar = model.encode(x)
+    rec = model.decode(mu)
+    d = (rec - x).reshape(x.shape[0], -1)
+    mse = (d * d).mean(axis=1)
+    kl_rec = kl_normal_standard_normal(*model.encode(rec))
+    kl_fake = kl_normal_standard_normal(*model.encode(model.sample(x.shape[0])))
+    return F.stack([mse, kl_normal_standard_normal(mu, logvar), kl_rec, kl_fake], axis=1)
+
+
+def evaluate_model(run: str | pathlib.Path, model: Any, test: np.ndarray, device: str,
+                   images: int, seed: int) -> dict[str, Any]:
+    """``image_statistics`` averaged over the first ``images`` of ``test``, for ``model`` (an
+    IntroVAE or Soft-IntroVAE built for the run in ``run``) holding the run's newest
+    checkpoint, in eval mode, its generated images drawn from ``seed``: ``"test_rec_mse"``,
+    ``"kl_real"``, ``"kl_rec"``, ``"kl_fake"``, ``"images"`` and ``"step"``."""
+    if images < 1:
+        raise ValueError(f"--images {images}: must be at least 1")
+    state = load_run_state(run, device)
+    model.load_state_dict(state["modules"]["model"])
+    model.eval()
+    test = test[:images]
+    with isolated_rng(seed):
+        stats = batched(lambda x: image_statistics(model, x), test, device, batch=250)
+    mse, kl_real, kl_rec, kl_fake = (float(v) for v in stats.mean(axis=0))
+    return {"test_rec_mse": mse, "kl_real": kl_real, "kl_rec": kl_rec, "kl_fake": kl_fake,
+            "images": len(test), "step": int(state["step"])}
+
+
 def sample_grid_hook(model: Any, fixed_z: sg.Tensor, scale: int
                      ) -> Callable[[int, pathlib.Path], None]:
     """The Trainer's ``on_sample``: G(fixed_z) in eval mode as ``samples/step_*.png``, 8 a row."""
@@ -71,7 +105,9 @@ def sample_grid_hook(model: Any, fixed_z: sg.Tensor, scale: int
         model.eval()
         imgs = model.decode(fixed_z).numpy()
         save_image_grid(np.clip(imgs, 0, 1), folder / f"step_{step_no:06d}.png", nrow=8,
-                        value_range=(0, 1), scale=scale)
+                        value_range=(0, 1), scale=scale,
+                        caption=f"G(z) of the same {len(imgs)} draws z ~ N(0, I) after step "
+                                f"{step_no}")
     return on_sample
 
 
@@ -84,10 +120,13 @@ def save_samples_and_reconstructions(model: Any, fixed_z: sg.Tensor, test: np.nd
         samples = model.decode(fixed_z).numpy()
         rec = model.reconstruct(sg.tensor(test[:32], device=device)).numpy()
     save_image_grid(np.clip(samples, 0, 1), out / "samples.png", nrow=8, value_range=(0, 1),
-                    scale=scale)
+                    scale=scale, caption=f"{len(samples)} samples G(z), z ~ N(0, I)")
     n = len(rec)
     pairs = np.stack([test[:n], np.clip(rec, 0, 1)], axis=1).reshape(2 * n, *test.shape[1:])
-    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0, 1), scale=scale)
+    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(0, 1), scale=scale,
+                    col_labels=["test", "recon."] * 8,
+                    caption=f"odd columns: the first {n} test images; even columns: their "
+                            "reconstructions G(mu(x))")
 
 
 def widths(text: str) -> str:
@@ -211,6 +250,26 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
     opts.device = device
     model, _ = build_model(opts, 1)
     return sample_model(run, "intro-vae", model, n, label, seed, device)
+
+
+def evaluate(run: str | pathlib.Path, device: str = "cpu", images: int = 1000,
+             seed: int = 0) -> dict[str, Any]:
+    """Test figures of an ``intro-vae`` run's newest checkpoint on the first ``images`` test
+    images (``evaluate_model``): ``"test_rec_mse"`` (squared error of G(mu(x)) per pixel) and
+    ``"kl_real"``, ``"kl_rec"``, ``"kl_fake"`` (KL(q(z|.) || N(0, I)) of test images, of
+    their reconstructions and of generated images, in nats: the quantities the adversarial
+    game pushes apart), with ``"images"``, ``"data"`` and ``"step"``.
+
+    Args:
+        images: test images to average over (the first ones)
+        seed: seed of the generated images
+    """
+    opts = argparse.Namespace(**read_run_config(run, "intro-vae")["options"])
+    opts.device = device
+    model, _ = build_model(opts, 1)
+    with data_errors(opts.data, opts.data_dir):
+        test = load_images(opts.data, False, opts.size, opts.data_dir)
+    return {**evaluate_model(run, model, test, device, images, seed), "data": opts.data}
 
 
 if __name__ == "__main__":

@@ -1,9 +1,7 @@
 """Train a LeNet classifier on MNIST with scratchgen's Trainer, then draw what it learned.
 
-    scratchgen train lenet --data-dir ../shared/data/mnist --epochs 3
-    scratchgen train lenet --data-dir ../shared/data/mnist --resume   # after Ctrl-C
-
-(from the repository root after ``pip install -e .``, or with ``PYTHONPATH=.``)
+    scratchgen train lenet --data-dir DIR --epochs 3
+    scratchgen train lenet --data-dir DIR --resume   # after Ctrl-C
 
 Writes to runs/lenet-example/ (``--out``, a new folder; ``--resume`` continues the run in it):
 config.json, metrics.jsonl and checkpoint.npz (the Trainer's), the
@@ -113,7 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     wrong = np.flatnonzero(pred != test_set.labels[:2000])[:32]
     if len(wrong):
         save_image_grid(test_set.images[wrong], out / "mistakes.png", nrow=8, scale=2,
-                        value_range=(0, 255))
+                        value_range=(0, 255),
+                        caption="test digits LeNet gets wrong, row by row: "
+                                + ", ".join(f"{int(test_set.labels[i])} read as {int(pred[i])}"
+                                            for i in wrong))
     # the two main directions of the 256-d features: classes fall into separate clusters
     centred = feats - feats.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)

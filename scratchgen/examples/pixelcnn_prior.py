@@ -3,7 +3,7 @@ then sample code maps and decode them into images.
 
     scratchgen train pixelcnn-prior                 # embedded digits; trains a small VQ-VAE first
     scratchgen train pixelcnn-prior --vqvae runs/vq-vae-mnist/vqvae.npz \\
-        --data mnist --data-dir ../shared/data/mnist --epochs 20 --dropout 0.2 \\
+        --data mnist --data-dir DIR --epochs 20 --dropout 0.2 \\
         --out runs/vq-vae-mnist/prior                 # the measured MNIST prior (see below)
     ... --conditional                                 # class-conditional: one row per digit
     ... --dropout 0.3 --ema 0.999                     # more dropout, Polyak-averaged weights
@@ -396,9 +396,16 @@ def _fit_and_report(args: argparse.Namespace, out: pathlib.Path, vqvae: Any,
     codes = prior.sample(100, tuple(shape), y=y, temperature=args.temperature)
     with sg.no_grad():
         images = vqvae.decode(codes)
-    save_image_grid(images, out / "samples.png", nrow=10, value_range=(-0.5, 0.5), scale=2)
+    rows = [f"class {c}" for c in range(10)] if args.conditional else None
+    how = ("row c: 10 code maps drawn from the prior given class c" if args.conditional
+           else "100 code maps drawn from the prior")
+    save_image_grid(images, out / "samples.png", nrow=10, value_range=(-0.5, 0.5), scale=2,
+                    row_labels=rows,
+                    caption=f"{how} (temperature {args.temperature:g}), decoded by the VQ-VAE")
     save_image_grid(codes.numpy()[:, None].astype(np.float32), out / "samples_codes.png",
-                    nrow=10, value_range=(0, K - 1), scale=4)
+                    nrow=10, value_range=(0, K - 1), scale=4, row_labels=rows,
+                    caption=f"the code maps of samples.png, one grey level per code index (black "
+                            f"0, white {K - 1})")
     summary: dict[str, Any] = {
         "config": config, "epochs": history,
         "test_nats_per_code": validation_nll(prior, data["test_codes"], data["test_labels"],

@@ -4,10 +4,10 @@
     scratchgen train soft-intro-vae --out runs/soft_intro_vae
 
     # MNIST at 28x28 with the official network (channels 64,128), batch 128, 200 epochs
-    scratchgen train soft-intro-vae --data mnist --data-dir ../shared/data/mnist \\
+    scratchgen train soft-intro-vae --data mnist --data-dir DIR \\
         --out runs/soft_intro_vae_mnist
     # its cost per step, timed (5 steps, no epoch ends)
-    scratchgen train soft-intro-vae --data mnist --data-dir ../shared/data/mnist --steps 5 \\
+    scratchgen train soft-intro-vae --data mnist --data-dir DIR --steps 5 \\
         --out runs/soft_intro_vae_mnist_timing
 
 Measured (2-core shared CPU, OPENBLAS_NUM_THREADS=1, seed 0):
@@ -74,13 +74,12 @@ from typing import Any
 import numpy as np
 
 import scratchgen as sg
-import scratchgen.functional as F
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.examples.intro_vae import (
-    channel_widths, sample_grid_hook, sample_model, save_samples_and_reconstructions, widths,
+    channel_widths, evaluate_model, image_statistics, sample_grid_hook, sample_model,
+    save_samples_and_reconstructions, widths,
 )
 from scratchgen.examples.vq_vae import batched
-from scratchgen.losses.kl import kl_normal_standard_normal
 from scratchgen.models.soft_intro_vae import SoftIntroVAE, SoftIntroVAETrainStep
 from scratchgen.train import (
     Trainer, given_options, prepare_run_folder, read_metrics, read_run_config,
@@ -91,7 +90,7 @@ from scratchgen.train.options import (
 )
 
 __all__ = ["main", "parser", "build_model", "loss_weights", "image_statistics", "DEFAULTS",
-           "fill_defaults", "sample"]
+           "fill_defaults", "sample", "evaluate"]
 
 #: Per-data-set defaults of the options left unset (``None``) on the command line.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -100,18 +99,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 #: The official MNIST weights of the KL terms, for 28 x 28 = 784 values per image.
 MNIST_BETA_KL, MNIST_BETA_NEG, MNIST_VALUES = 1.0, 256.0, 784
-
-
-def image_statistics(model: SoftIntroVAE, x: sg.Tensor) -> sg.Tensor:
-    """Per image of x, (N, 4): squared error of G(mu(x)) averaged over pixels, KL of x, of
-    G(mu(x)) and of a generated image G(z), z ~ N(0, I), each KL(q(z|.) || N(0, I)) in nats."""
-    mu, logvar = model.encode(x)
-    rec = model.decode(mu)
-    d = (rec - x).reshape(x.shape[0], -1)
-    mse = (d * d).mean(axis=1)
-    kl_rec = kl_normal_standard_normal(*model.encode(rec))
-    kl_fake = kl_normal_standard_normal(*model.encode(model.sample(x.shape[0])))
-    return F.stack([mse, kl_normal_standard_normal(mu, logvar), kl_rec, kl_fake], axis=1)
 
 
 def _epoch_rows(metrics_jsonl: pathlib.Path) -> list[dict[str, float]]:
@@ -277,6 +264,26 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
     opts.device = device
     model, _ = build_model(opts, 1)
     return sample_model(run, "soft-intro-vae", model, n, label, seed, device)
+
+
+def evaluate(run: str | pathlib.Path, device: str = "cpu", images: int = 1000,
+             seed: int = 0) -> dict[str, Any]:
+    """The per-epoch test figures of a ``soft-intro-vae`` run, on its newest checkpoint and
+    the first ``images`` test images (``intro_vae.evaluate_model``): ``"test_rec_mse"``
+    (squared error of G(mu(x)) per pixel) and ``"kl_real"``, ``"kl_rec"``, ``"kl_fake"``
+    (KL(q(z|.) || N(0, I)) of test images, of their reconstructions and of generated images,
+    in nats), with ``"images"``, ``"data"`` and ``"step"``.
+
+    Args:
+        images: test images to average over (the first ones)
+        seed: seed of the generated images
+    """
+    opts = fill_defaults(argparse.Namespace(**read_run_config(run, "soft-intro-vae")["options"]))
+    opts.device = device
+    model, _ = build_model(opts, 1)
+    with data_errors(opts.data, opts.data_dir):
+        _, _, test, _ = load_image_arrays(opts.data, opts.data_dir, opts.size)
+    return {**evaluate_model(run, model, test, device, images, seed), "data": opts.data}
 
 
 if __name__ == "__main__":

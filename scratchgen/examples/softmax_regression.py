@@ -47,9 +47,15 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"train accuracy {result.train_accuracy:.4f}  test accuracy {result.test_accuracy:.4f}  "
           f"({seconds:.1f} s)")
     templates = result.W.numpy().T.reshape(10, 1, 8, 8)
-    p1 = save_image_grid(templates, out / "class_templates.png", nrow=10, scale=8)
+    p1 = save_image_grid(templates, out / "class_templates.png", nrow=10, scale=8,
+                         col_labels=[str(c) for c in range(10)],
+                         caption="the weights of each class (column header: the digit), as "
+                                 "8x8 pictures: bright pixels vote for the class, dark ones "
+                                 "against it")
     p2 = save_image_grid(test.images[:40], out / "test_digits.png", nrow=10, scale=4,
-                         value_range=(0.0, 1.0))
+                         value_range=(0.0, 1.0),
+                         caption="the first 40 test digits, row by row: "
+                                 + " ".join(str(int(c)) for c in test.labels[:40]))
     summary = {"train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
                "losses": result.losses, "seconds": seconds}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))

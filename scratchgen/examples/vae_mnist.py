@@ -1,9 +1,9 @@
 """Train a VAE (Kingma & Welling, 2014) and draw what it learned.
 
     scratchgen train vae                        # embedded digits at 28x28, no download
-    scratchgen train vae --data mnist --data-dir ../shared/data/mnist --epochs 10 \\
+    scratchgen train vae --data mnist --data-dir DIR --epochs 10 \\
         --out runs/vae-mnist                            # the measured run: FC 784-400-20
-    scratchgen train vae --arch conv --data mnist --data-dir ../shared/data/mnist \\
+    scratchgen train vae --arch conv --data mnist --data-dir DIR \\
         --epochs 2 --out runs/conv-vae-mnist            # the convolutional VAE, timed
     scratchgen train vae --device cuda ...      # the same on a GPU (needs CuPy)
 
@@ -67,7 +67,7 @@ from scratchgen.train.options import (
 )
 
 __all__ = ["main", "parser", "build_model", "load_images", "load_vae", "ink", "slant",
-           "attribute_groups", "sample"]
+           "attribute_groups", "sample", "evaluate"]
 
 
 load_images = load_image_arrays  # (train x, train y, test x, test y) in [0, 1]
@@ -129,26 +129,42 @@ def draw_pictures(model: VAE, out: pathlib.Path, xte: np.ndarray, yte: np.ndarra
     shape = xte.shape[1:]
     vr = (0.0, 1.0)
     paths = []
+    mean = "Bernoulli means" if model.likelihood == "bernoulli" else "Gaussian means"
     # samples from the prior
     paths.append(save_image_grid(model.sample(64), out / "samples.png", nrow=8,
-                                 value_range=vr, scale=scale))
+                                 value_range=vr, scale=scale,
+                                 caption=f"64 samples: z ~ N(0, I) decoded to the {mean} "
+                                         "E[x | z]"))
     # reconstructions: one test image of each class, then more; image next to reconstruction
     pick = np.concatenate([np.flatnonzero(yte == c)[:3] for c in range(10)])[:32]
     rec = model.reconstruct(xte[pick]).numpy()
     pairs = np.stack([xte[pick], rec], axis=1).reshape((-1,) + shape)
     paths.append(save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=vr,
-                                 scale=scale))
+                                 scale=scale, col_labels=["test", "recon."] * 8,
+                                 caption="odd columns: test images (three of each digit); even "
+                                         "columns: their reconstructions E[x | z = mu(x)]"))
     # interpolations between pairs of test images of different classes
     a = np.array([np.flatnonzero(yte == c)[0] for c in range(10)])
     b = np.array([np.flatnonzero(yte == (c + 1) % 10)[1] for c in range(10)])
-    for method, name in (("linear", "interpolations.png"), ("slerp", "interpolations_slerp.png")):
+    for method, name, how in (("linear", "interpolations.png", "linearly"),
+                              ("slerp", "interpolations_slerp.png", "spherically (slerp)")):
         path = vae_tools.interpolate(model, xte[a], xte[b], steps=10, method=method)
-        paths.append(save_interpolation_strip(path, out / name, value_range=vr, scale=scale))
+        paths.append(save_interpolation_strip(
+            path, out / name, value_range=vr, scale=scale,
+            row_labels=[f"{c} to {(c + 1) % 10}" for c in range(10)],
+            caption=f"rows: from a test image of digit c (left) to one of digit c + 1 (right); "
+                    f"the 10 columns decode the codes E[z|x] interpolated {how}"))
     # latent traversal of the most active units, around the prior mean
     activity = vae_tools.unit_activity(model, xte[:2000])
     top = [int(i) for i in np.argsort(-activity)[:min(10, model.z_dim)]]
     grid = vae_tools.latent_traversal(model, dims=top, steps=11, limit=3.0)
-    paths.append(save_interpolation_strip(grid, out / "traversal.png", value_range=vr, scale=scale))
+    paths.append(save_interpolation_strip(
+        grid, out / "traversal.png", value_range=vr, scale=scale,
+        row_labels=[f"z{i}" for i in top],
+        col_labels=[f"{v:g}" for v in np.linspace(-3.0, 3.0, 11)],
+        caption=f"rows: the {len(top)} most active latent units (largest variance of E[z|x] "
+                "over test images), each swept from -3 to 3 (the column headers) with the "
+                "other units at 0, the prior mean"))
     # attribute editing through the encoder
     alphas = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
     edit_pick = np.array([np.flatnonzero(yte == c)[2] for c in range(10)])
@@ -156,8 +172,13 @@ def draw_pictures(model: VAE, out: pathlib.Path, xte: np.ndarray, yte: np.ndarra
         vec = class_balanced_vector(model, xtr[:10000], attribute_groups(score(xtr[:10000]),
                                                                          ytr[:10000]))
         edited = vae_tools.edit(model, xte[edit_pick], vec, alphas)
-        paths.append(save_interpolation_strip(edited, out / f"editing_{name}.png", value_range=vr,
-                                              scale=scale))
+        paths.append(save_interpolation_strip(
+            edited, out / f"editing_{name}.png", value_range=vr, scale=scale,
+            row_labels=[str(c) for c in range(10)],
+            col_labels=[f"{a:+g}" if a else "0" for a in alphas],
+            caption=f"rows: a test image of each digit; columns: its code E[z|x] moved by "
+                    f"alpha (the column headers) times the {name} vector, decoded (alpha 0: "
+                    "the reconstruction)"))
         # does moving along the vector change the measured attribute? (it should, monotonically)
         measured = [float(score(edited.numpy()[:, j]).mean()) for j in range(len(alphas))]
         print(f"  {name}: measured on the edited images for alpha {alphas}: "
@@ -168,8 +189,11 @@ def draw_pictures(model: VAE, out: pathlib.Path, xte: np.ndarray, yte: np.ndarra
         zz = np.array([[u, v] for v in g[::-1] for u in g], dtype=np.float32)
         with sg.no_grad():
             imgs = model.eval().decode(vae_tools.as_input(model, zz))
-        paths.append(save_image_grid(imgs, out / "manifold.png", nrow=15, value_range=vr,
-                                     scale=scale))
+        paths.append(save_image_grid(
+            imgs, out / "manifold.png", nrow=15, value_range=vr, scale=scale,
+            col_labels=[f"{u:.1f}" for u in g], row_labels=[f"{v:.1f}" for v in g[::-1]],
+            caption="the decoder over the latent plane: z1 from -3 to 3 left to right (column "
+                    "headers), z2 from 3 to -3 top to bottom (row labels)"))
     return {"active_units": int((activity > 0.01).sum()),
             "unit_activity": [round(float(v), 4) for v in activity],
             "pictures": [str(p) for p in paths]}
@@ -280,7 +304,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       checkpoint_every=1000, checkpoint_seconds=args.checkpoint_every,
                       allow_nonfinite=args.allow_nonfinite, on_epoch_end=end_of_epoch,
                       sample_every=len(train_loader), on_sample=samples,
-                      sample_value_range=(0.0, 1.0), resume=args.resume, seed=args.seed)
+                      sample_value_range=(0.0, 1.0),
+                      sample_caption="the same 64 draws z ~ N(0, I), decoded after step {step}",
+                      resume=args.resume, seed=args.seed)
     trainer.fit()
     model.eval()
     save({"config": config, "state": model.state_dict(), "data": args.data}, out / "vae.npz")
@@ -329,6 +355,39 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
     with sg.no_grad(), isolated_rng(seed):
         x = model.sample(n).numpy()
     return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def evaluate(run: str | pathlib.Path, device: str = "cpu", k: int = 64, images: int = 1000,
+             seed: int = 0) -> dict[str, Any]:
+    """The test log-likelihood bounds of a ``vae`` run's newest checkpoint, in nats per image
+    (higher is better): ``"iwae"``, the importance-weighted bound L_k <= log p(x) (Burda et
+    al. 2016, eq. 8) with ``k`` samples per image, and ``"elbo"``, the ELBO from the same
+    samples (``vae_tools.evaluate_bounds``), averaged over the first ``images`` test images
+    of the run's data (all of them when there are fewer); the samples are drawn from
+    ``seed``, so the figures repeat. Also ``"k"``, ``"images"`` (the number used), ``"data"``
+    and ``"step"`` (the checkpoint's training step).
+
+    Args:
+        k: importance samples per image (the bound tightens as k grows)
+        images: test images to average over (the first ones)
+        seed: seed of the importance samples
+    """
+    if k < 1:
+        raise ValueError(f"--k {k}: the bound needs at least one importance sample")
+    if images < 1:
+        raise ValueError(f"--images {images}: must be at least 1")
+    opts = argparse.Namespace(**read_run_config(run, "vae")["options"])
+    opts.device = device
+    state = load_run_state(run, device)
+    with data_errors(opts.data, opts.data_dir):
+        _, _, xte, _ = load_images(opts.data, opts.data_dir, opts.size)
+    model, _, _ = build_model(opts, tuple(xte.shape[1:]))
+    model.load_state_dict(state["modules"]["vae"])
+    xte = xte[:images]
+    batches = [xte[i:i + 100] for i in range(0, len(xte), 100)]
+    with isolated_rng(seed):
+        bounds = vae_tools.evaluate_bounds(model, batches, k=k, chunk=16)
+    return {**bounds, "k": k, "data": opts.data, "step": int(state["step"])}
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Train a VQ-VAE (van den Oord et al., 2017) and look at its reconstructions and codebook.
 
     scratchgen train vq-vae                                  # embedded digits 28x28, no download
-    scratchgen train vq-vae --data mnist --data-dir ../shared/data/mnist --no-ema --epochs 40 \\
+    scratchgen train vq-vae --data mnist --data-dir DIR --no-ema --epochs 40 \\
         --out runs/vq-vae-mnist                                 # measured run A (see below)
     scratchgen train pixelcnn-prior --vqvae runs/vq-vae-mnist/vqvae.npz \\
-        --data mnist --data-dir ../shared/data/mnist --epochs 20 --dropout 0.2 \\
+        --data mnist --data-dir DIR --epochs 20 --dropout 0.2 \\
         --out runs/vq-vae-mnist/prior
                                                                 # then a PixelCNN prior on its codes
-    scratchgen train vq-vae --data mnist --data-dir ../shared/data/mnist --epochs 15 \\
+    scratchgen train vq-vae --data mnist --data-dir DIR --epochs 15 \\
         --out runs/vq-vae-mnist-ema                             # measured run B: EMA codebook
 
 The network is the Keras VQ-VAE example's (two stride-2 convolutions to 7 x 7 latents of D = 16,
@@ -61,7 +61,8 @@ from scratchgen.losses import vq as vql
 from scratchgen.models.vq_vae import VQVAE
 from scratchgen.serialization import load, save
 from scratchgen.train import (
-    History, Trainer, given_options, prepare_run_folder, read_run_config, save_image_grid,
+    History, Trainer, bar_chart, given_options, load_run_state, prepare_run_folder,
+    read_run_config, save_image_grid,
 )
 from scratchgen.train.options import (
     ArgumentParser, add_run_options, data_errors, device, nonnegative_float, nonnegative_int,
@@ -69,7 +70,7 @@ from scratchgen.train.options import (
 )
 
 __all__ = ["main", "parser", "build_model", "fit_vq", "load_images", "load_vqvae",
-           "add_common_arguments", "save_codebook_use"]
+           "add_common_arguments", "save_codebook_use", "sample", "evaluate"]
 
 
 def add_common_arguments(p: argparse.ArgumentParser, out: str, epochs: int) -> None:
@@ -115,15 +116,19 @@ def batched(fn: Any, x: np.ndarray, device: str, batch: int = 1000) -> np.ndarra
     return np.concatenate(out)
 
 
-def save_codebook_use(counts: np.ndarray, path: str | pathlib.Path) -> None:
-    """One bar per code, height log(1 + count) (the background code is used far more often
-    than any other, so a linear scale would show nothing else)."""
-    h = 48
-    heights = np.round(h * np.log1p(counts) / max(np.log1p(counts.max()), 1e-9)).astype(int)
-    bars = np.zeros((1, 1, h, len(counts)), np.float32)
-    for k, hgt in enumerate(heights):
-        bars[0, 0, h - hgt:, k] = 1.0
-    save_image_grid(bars, path, padding=1, value_range=(0.0, 1.0), scale=4)
+def save_codebook_use(counts: np.ndarray, path: str | pathlib.Path, what: str = "test set",
+                      title: str = "How often each code is chosen") -> None:
+    """A bar chart: one bar per code k, its number of uses (``counts[k]``: how many latent
+    positions of the ``what`` images chose code k) on a log scale -- the background code is
+    chosen far more often than any other, so a linear scale would show nothing else -- and a
+    red mark for each code never chosen."""
+    counts = np.asarray(counts)
+    dead = int((counts == 0).sum())
+    note = (f"{int(counts.sum())} latent positions; {len(counts) - dead} of {len(counts)} "
+            f"codes used, perplexity {vql.codebook_perplexity(counts):.1f}"
+            + (f"; red marks: the {dead} codes never used" if dead else ""))
+    bar_chart(counts, path, title=title, xlabel="code index k",
+              ylabel=f"uses on the {what} (count, log scale)", log_y=True, note=note)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -239,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     n = 32
     rec = batched(model.reconstruct, xte[:n], args.device)
     pairs = np.stack([xte[:n], rec], axis=1).reshape(2 * n, *xte.shape[1:])  # image, recon, ...
-    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(-0.5, 0.5), scale=2)
+    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(-0.5, 0.5),
+                    scale=2, col_labels=["test", "recon."] * 8,
+                    caption=f"odd columns: the first {n} test images; even columns: their "
+                            "reconstructions, decoded from their nearest codes")
     use = vql.code_counts(codes_te, K)
     save_codebook_use(use, out / "codebook_use.png")
 
@@ -264,6 +272,37 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
     raise ValueError(f"{run}: a VQ-VAE has no prior of its own to sample from; train one on "
                      f"its codes with `scratchgen train pixelcnn-prior --vqvae "
                      f"{pathlib.Path(run) / 'vqvae.npz'} --out RUN` and sample RUN")
+
+
+def evaluate(run: str | pathlib.Path, device: str = "cpu", images: int = 10000
+             ) -> dict[str, Any]:
+    """Test figures of a ``vq-vae`` run's newest checkpoint on the first ``images`` test images
+    of its data: ``"test_normalized_mse"`` (the squared reconstruction error per pixel divided
+    by the variance of the training images, as the paper's Keras example reports it),
+    ``"test_perplexity"`` (exp of the entropy of the codes' frequencies: how many codes are in
+    effective use, at most ``"codebook_size"``) and ``"test_dead_codes"`` (codes never chosen),
+    with ``"images"``, ``"data"`` and ``"step"``. Deterministic: nothing is sampled.
+
+    Args:
+        images: test images to measure on (the first ones)
+    """
+    if images < 1:
+        raise ValueError(f"--images {images}: must be at least 1")
+    opts = argparse.Namespace(**read_run_config(run, "vq-vae")["options"])
+    opts.device = device
+    state = load_run_state(run, device)
+    xtr, _, xte, _ = load_images(opts.data, opts.data_dir, opts.size)
+    variance = float(xtr[:opts.limit].var())  # the training run's normaliser (--limit too)
+    model, _, _ = build_model(opts, variance)
+    model.load_state_dict(state["modules"]["vqvae"])
+    model.eval()
+    xte = xte[:images]
+    rec = batched(model.reconstruct, xte, device, batch=500)
+    use = vql.code_counts(batched(model.encode, xte, device), model.num_embeddings)
+    return {"test_normalized_mse": float(((rec - xte) ** 2).mean() / variance),
+            "test_perplexity": vql.codebook_perplexity(use),
+            "test_dead_codes": vql.dead_codes(use), "codebook_size": model.num_embeddings,
+            "images": len(xte), "data": opts.data, "step": int(state["step"])}
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 bottom codes given the top codes), and sample images through the hierarchy.
 
     scratchgen train vq-vae2                                 # embedded digits 28x28, no download
-    scratchgen train vq-vae2 --data mnist --data-dir ../shared/data/mnist --epochs 3 \\
+    scratchgen train vq-vae2 --data mnist --data-dir DIR --epochs 3 \\
         --prior-epochs 2 --out runs/vq-vae2-mnist
 
 For 28 x 28 images the bottom code map is 14 x 14 and the top one 7 x 7 (K codes each). Stage 1
@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     n = 32
     rec = batched(model.reconstruct, xte[:n], args.device)
     pairs = np.stack([xte[:n], rec], axis=1).reshape(2 * n, *xte.shape[1:])
-    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(-0.5, 0.5), scale=2)
+    save_image_grid(pairs, out / "reconstructions.png", nrow=16, value_range=(-0.5, 0.5),
+                    scale=2, col_labels=["test", "recon."] * 8,
+                    caption=f"odd columns: the first {n} test images; even columns: their "
+                            "reconstructions from the top and bottom code maps")
 
     # stage 2: the code maps of every image, then the two priors
     def encode_all(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sg.manual_seed(args.seed + 1)
     images = model.sample(top_prior, bottom_prior, 64, xtr.shape[2:])
-    save_image_grid(images, out / "samples.png", nrow=8, value_range=(-0.5, 0.5), scale=2)
+    save_image_grid(images, out / "samples.png", nrow=8, value_range=(-0.5, 0.5), scale=2,
+                    caption="64 samples: top code maps drawn from the top prior, bottom maps "
+                            "from the bottom prior given them, decoded")
     summary = {"config": config, "epochs": history, "test_normalized_mse": test_mse(),
                "top_prior": top_hist, "bottom_prior": bot_hist,
                "command": " ".join(["python", "-m", "scratchgen.examples.vq_vae2"]

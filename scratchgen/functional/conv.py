@@ -19,11 +19,11 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
-from kernels import attention as _attn
-from kernels import conv as _conv
-from kernels import pad as _pad
-from kernels import pool as _pool
-from kernels import resample as _resample
+from scratchgen.kernels import attention as _attn
+from scratchgen.kernels import conv as _conv
+from scratchgen.kernels import pad as _pad
+from scratchgen.kernels import pool as _pool
+from scratchgen.kernels import resample as _resample
 from scratchgen import backend
 from scratchgen.autograd import Function, Tensor
 from scratchgen.functional.elementwise import where

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernels import activation as _activation
+from scratchgen.kernels import activation as _activation
 
 from scratchgen import backend
 from scratchgen.autograd import Function, Tensor

@@ -1,7 +1,7 @@
 """Matrix products."""
 from __future__ import annotations
 
-from kernels import threads as _threads
+from scratchgen.kernels import threads as _threads
 
 from scratchgen.autograd import Function, Tensor
 from scratchgen.functional.registry import register

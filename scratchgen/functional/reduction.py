@@ -4,7 +4,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from kernels.reduce import sum_axes
+from scratchgen.kernels.reduce import sum_axes
 
 from scratchgen import backend
 from scratchgen.autograd import Function, Tensor

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Sequence
 
-from kernels.reduce import sum_axes
+from scratchgen.kernels.reduce import sum_axes
 
 from scratchgen import backend
 from scratchgen.autograd import Function, Tensor

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy
 
-from kernels import threads as _threads
+from scratchgen.kernels import threads as _threads
 
 from scratchgen import backend
 from scratchgen.autograd import Tensor

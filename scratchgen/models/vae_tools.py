@@ -20,6 +20,7 @@ that return several decodes per input return (N, steps, C, H, W), ready for
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy
@@ -27,11 +28,13 @@ import numpy
 import scratchgen as sg
 from scratchgen import backend
 from scratchgen.autograd import Tensor, no_grad
+from scratchgen.metrics.likelihood import log_importance_weights
 
 __all__ = [
     "model_device", "model_dtype", "as_input", "evaluating", "latent_code",
     "sample_prior", "reconstruct", "lerp", "slerp", "interpolate", "latent_traversal",
     "unit_activity", "kl_per_unit", "attribute_vector", "edit", "evaluate_loss",
+    "evaluate_bounds",
 ]
 
 
@@ -305,3 +308,29 @@ def evaluate_loss(model: Any, batches: Iterable[Any]) -> dict[str, float]:
     if count == 0:
         raise ValueError("evaluate_loss got no images")
     return {k: v / count for k, v in totals.items()}
+
+
+def evaluate_bounds(model: Any, batches: Iterable[Any], k: int = 64,
+                    chunk: int | None = None) -> dict[str, float]:
+    """The importance-weighted bound and the ELBO of a VAE, each averaged over every image of
+    ``batches`` (image batches, or ``(images, labels)`` tuples), from the same k importance
+    weights log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x), per image
+    (``metrics.likelihood.log_importance_weights``; Burda et al. 2016, eq. 8):
+
+        "iwae": mean_x [ logsumexp_i(log w_i) - log k ]     (an estimate of L_k <= log p(x))
+        "elbo": mean_x [ (1/k) sum_i log w_i ]              (an estimate of L_1, the ELBO)
+
+    in nats per image (higher is better); ``"images"`` counts the images. The ELBO comes free
+    with the bound, averaged over k draws instead of one, and ``elbo <= iwae`` holds for every
+    image (Jensen's inequality on the same weights)."""
+    iwae, elbo, count = 0.0, 0.0, 0
+    with evaluating(model):
+        for batch in batches:
+            x = as_input(model, batch[0] if isinstance(batch, (tuple, list)) else batch)
+            log_w = log_importance_weights(model, x, k, chunk)           # (k, N)
+            iwae += float((log_w.logsumexp(axis=0) - math.log(k)).sum().item())
+            elbo += float(log_w.mean(axis=0).sum().item())
+            count += int(x.shape[0])
+    if count == 0:
+        raise ValueError("evaluate_bounds got no images")
+    return {"iwae": iwae / count, "elbo": elbo / count, "images": count}

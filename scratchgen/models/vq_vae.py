@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy
 
-from kernels import threads as _threads
+from scratchgen.kernels import threads as _threads
 
 import scratchgen.functional as F
 import scratchgen.nn as nn

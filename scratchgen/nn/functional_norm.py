@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from kernels.reduce import sum_axes
+from scratchgen.kernels.reduce import sum_axes
 
 from scratchgen import backend
 import scratchgen.functional as F

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from kernels import threads as _threads
+from scratchgen.kernels import threads as _threads
 
 from scratchgen import backend
 from scratchgen.autograd import Tensor

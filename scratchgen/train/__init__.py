@@ -9,14 +9,18 @@ write files for the user.
 - ``read_metrics``: ``metrics.jsonl`` back as series for ``plot_curves``.
 - ``prepare_run_folder``: a new run into a new folder, or ``--resume`` of the same model's
   run with the same options; ``read_run_config`` / ``load_run_state``: a run folder's
-  ``config.json`` (the model and its options) and newest checkpoint, to use a finished run.
+  ``config.json`` (the model and its options) and newest checkpoint, to use a finished run;
+  ``recording_runs``: the run folders a block of code started or resumed.
+- ``write_report`` / ``render_report``: ``report.html``, a run folder's config, curves,
+  metrics and pictures on one offline page.
 - ``options``: the training commands' shared argparse types and flags.
 - Pictures: ``to_grid``, ``save_png``, ``save_image_grid``, ``save_interpolation_strip``,
-  ``plot_curves``, ``scatter_2d``, ``density_plot``.
+  ``label_grid`` (captions and row / column headers), ``png_description``, ``plot_curves``,
+  ``curves_image``, ``bar_chart``, ``scatter_2d``, ``density_plot``.
 """
 from scratchgen.train.images import (  # noqa: F401
-    density_plot, plot_curves, save_image_grid, save_interpolation_strip, save_png, scatter_2d,
-    to_grid,
+    bar_chart, curves_image, density_plot, label_grid, plot_curves, png_description,
+    save_image_grid, save_interpolation_strip, save_png, scatter_2d, to_grid,
 )
 from scratchgen.train.best import BestWeights  # noqa: F401
 from scratchgen.train.checkpoint import (  # noqa: F401
@@ -29,8 +33,9 @@ from scratchgen.train.loop import (  # noqa: F401
 )
 from scratchgen.train.run import (  # noqa: F401
     CONFIG_NAME, MAY_CHANGE, RunError, given_options, load_run_state, prepare_run_folder,
-    read_run_config, write_run_config,
+    read_run_config, recording_runs, write_run_config,
 )
+from scratchgen.train.report import REPORT_NAME, render_report, write_report  # noqa: F401
 
 __all__ = [
     "Trainer", "FitResult", "History", "TrainingInterrupted", "NonFiniteLossError",
@@ -41,5 +46,7 @@ __all__ = [
     "to_grid", "save_png", "save_image_grid", "save_interpolation_strip", "plot_curves",
     "scatter_2d", "density_plot",
     "CONFIG_NAME", "MAY_CHANGE", "RunError", "prepare_run_folder", "given_options",
-    "write_run_config", "read_run_config", "load_run_state",
+    "write_run_config", "read_run_config", "load_run_state", "recording_runs",
+    "REPORT_NAME", "render_report", "write_report", "label_grid", "png_description",
+    "curves_image", "bar_chart",
 ]

@@ -2,7 +2,13 @@
 
 - ``to_grid`` / ``save_image_grid``: a batch of images tiled into one picture.
 - ``save_interpolation_strip``: rows of images, each row a walk between two images.
-- ``plot_curves``: loss curves (several series, axes with numbered ticks, legend, log scale).
+- ``label_grid``: headers over the columns, labels left of the rows and a caption under a
+  grid, so that a picture says what it shows; ``save_image_grid`` and
+  ``save_interpolation_strip`` take the same ``caption``, ``row_labels`` and ``col_labels``.
+  The caption is also stored in the PNG as its ``Description`` text (``png_description``).
+- ``plot_curves``: loss curves (several series, axes with numbered ticks, legend, log scale);
+  ``curves_image`` draws the same without writing a file.
+- ``bar_chart``: one bar per value (how often each code of a codebook is used, say).
 - ``scatter_2d``: 2-D points coloured by class (latent spaces), with a legend.
 - ``density_plot``: a heatmap of a 2-D density on a grid, with a colour bar and optional points.
 
@@ -21,8 +27,9 @@ import numpy
 from scratchgen import backend
 from scratchgen.serialization import atomic_write
 
-__all__ = ["to_grid", "save_image_grid", "save_png", "save_interpolation_strip", "plot_curves",
-           "scatter_2d", "density_plot", "PALETTE"]
+__all__ = ["to_grid", "save_image_grid", "save_png", "save_interpolation_strip", "label_grid",
+           "png_description", "plot_curves", "curves_image", "bar_chart", "scatter_2d",
+           "density_plot", "PALETTE"]
 
 
 def _host(images: Any) -> numpy.ndarray:
@@ -59,33 +66,143 @@ def to_grid(images: Any, nrow: int = 8, padding: int = 2, value_range: tuple[flo
     return img
 
 
-def save_png(image: numpy.ndarray, path: str | os.PathLike) -> pathlib.Path:
+def save_png(image: numpy.ndarray, path: str | os.PathLike,
+             description: str | None = None) -> pathlib.Path:
     """Write an (H, W) or (H, W, C) uint8 array as PNG, atomically (temp file, then rename),
-    with the permissions the umask gives new files."""
-    from PIL import Image
+    with the permissions the umask gives new files; ``description`` is stored as the PNG's
+    ``Description`` text (what the picture shows, for readers such as ``report.html``)."""
+    from PIL import Image, PngImagePlugin
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    atomic_write(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
+    info = None
+    if description:
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("Description", description)  # iTXt: UTF-8, so any caption fits
+    atomic_write(path, lambda f: Image.fromarray(image).save(f, format="PNG", pnginfo=info))
     return path
 
 
+def png_description(path: str | os.PathLike) -> str | None:
+    """The ``Description`` text of a PNG written by ``save_png`` (None when it has none or the
+    file is not a readable PNG)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            text = getattr(im, "text", {}).get("Description")
+    except (OSError, ValueError, SyntaxError):  # Pillow raises SyntaxError on broken chunks
+        return None
+    return str(text) if text else None
+
+
+def _wrap(draw: Any, text: str, font: Any, width: int) -> list[str]:
+    """``text`` broken into lines no wider than ``width`` pixels where the words allow (a
+    longer word gets a line of its own); explicit newlines are kept."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split():
+            trial = f"{line} {word}" if line else word
+            if line and _text_size(draw, trial, font)[0] > width:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+    return lines
+
+
+def label_grid(grid: numpy.ndarray, rows: int, cols: int, cell: tuple[int, int],
+               padding: int = 0, caption: str | None = None,
+               row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None,
+               min_width: int = 360) -> numpy.ndarray:
+    """``grid`` (H, W, C) uint8 -- ``rows`` x ``cols`` cells of ``cell`` = (height, width)
+    pixels, ``padding`` pixels before each cell and after the last (``to_grid``'s layout) --
+    with ``col_labels[j]`` centred above column j, ``row_labels[i]`` right-aligned left of row
+    i, and ``caption`` wrapped into a white band underneath (explicit newlines kept). With a
+    caption the picture is at least ``min_width`` pixels wide (the grid centred), so that the
+    text does not wrap into a narrow column. Fewer labels than rows or columns label the first
+    ones. Returns a new uint8 array: (H', W') for a grey grid, else (H', W', 3)."""
+    from PIL import Image, ImageDraw
+
+    if not caption and not row_labels and not col_labels:
+        return grid
+    grey = grid.ndim == 2 or grid.shape[2] == 1
+    mode, ink = ("L", 30) if grey else ("RGB", _TEXT)
+    base = Image.fromarray(grid.reshape(grid.shape[:2]) if grey else grid[:, :, :3])
+    font = _font(12)
+    measure = ImageDraw.Draw(Image.new(mode, (1, 1)))
+    line_h = _text_size(measure, "Ag(|", font)[1] + 4
+    left = 0
+    if row_labels:
+        left = max(_text_size(measure, str(t), font)[0] for t in row_labels) + 10
+    top = line_h + 6 if col_labels else 0
+    width = left + base.width
+    if caption:
+        width = max(width, min_width)
+    lines = _wrap(measure, caption, font, width - 16) if caption else []
+    band = len(lines) * line_h + 12 if lines else 0
+    x0 = left + (width - left - base.width) // 2
+    canvas = Image.new(mode, (width, top + base.height + band), 255 if grey else _WHITE)
+    canvas.paste(base, (x0, top))
+    draw = ImageDraw.Draw(canvas)
+    ch, cw = cell
+    for j, text in enumerate(list(col_labels or [])[:cols]):
+        xc = x0 + padding + j * (cw + padding) + cw / 2
+        w, _ = _text_size(draw, str(text), font)
+        draw.text((xc - w / 2, 3), str(text), fill=ink, font=font)
+    for i, text in enumerate(list(row_labels or [])[:rows]):
+        yc = top + padding + i * (ch + padding) + ch / 2
+        w, _ = _text_size(draw, str(text), font)
+        draw.text((x0 - 6 - w, yc - line_h / 2 + 1), str(text), fill=ink, font=font)
+    y = top + base.height + 6
+    for line in lines:
+        draw.text((8, y), line, fill=ink, font=font)
+        y += line_h
+    return numpy.asarray(canvas)
+
+
+def _grid_layout(n: int, h: int, w: int, nrow: int, padding: int, scale: int
+                 ) -> tuple[int, int, tuple[int, int], int]:
+    """(rows, columns, cell (height, width), padding) of ``to_grid``'s picture of n images of
+    h x w, in the picture's pixels."""
+    cols = max(1, min(nrow, n))
+    return (n + cols - 1) // cols, cols, (h * scale, w * scale), padding * scale
+
+
 def save_image_grid(images: Any, path: str | os.PathLike, nrow: int = 8, padding: int = 2,
-                    value_range: tuple[float, float] | None = None, scale: int = 1) -> pathlib.Path:
-    """``to_grid`` then ``save_png``."""
-    return save_png(to_grid(images, nrow, padding, value_range, scale=scale), path)
+                    value_range: tuple[float, float] | None = None, scale: int = 1,
+                    caption: str | None = None, row_labels: Sequence[str] | None = None,
+                    col_labels: Sequence[str] | None = None) -> pathlib.Path:
+    """``to_grid`` then ``save_png``; ``caption``, ``row_labels`` and ``col_labels`` (see
+    ``label_grid``) say what the rows and columns show, e.g. ``caption="odd columns: test
+    images; even columns: their reconstructions"``. The caption is also the PNG's
+    ``Description``."""
+    grid = to_grid(images, nrow, padding, value_range, scale=scale)
+    if caption or row_labels or col_labels:
+        shape = _host(images).shape
+        rows, cols, cell, pad = _grid_layout(shape[0], shape[-2], shape[-1], nrow, padding,
+                                             scale)
+        grid = label_grid(grid, rows, cols, cell, pad, caption, row_labels, col_labels)
+    return save_png(grid, path, description=caption)
 
 
 def save_interpolation_strip(rows_of_images: Any, path: str | os.PathLike, padding: int = 2,
                              value_range: tuple[float, float] | None = None,
-                             scale: int = 1) -> pathlib.Path:
+                             scale: int = 1, caption: str | None = None,
+                             row_labels: Sequence[str] | None = None,
+                             col_labels: Sequence[str] | None = None) -> pathlib.Path:
     """One row per interpolation: row r shows the K images from one end point to the other.
 
     ``rows_of_images`` is an array or Tensor (R, K, C, H, W) or (R, K, H, W), or a list of R
     rows, each (K, C, H, W) or (K, H, W) with the same K. All rows share one ``value_range``
     (default: the min and max over all of them), so brightness is comparable across rows.
+    ``caption``, ``row_labels`` (one per row) and ``col_labels`` (one per step) as in
+    ``save_image_grid``.
     """
     if isinstance(rows_of_images, (list, tuple)):
         rows = [_host(r) for r in rows_of_images]
@@ -103,8 +220,9 @@ def save_interpolation_strip(rows_of_images: Any, path: str | os.PathLike, paddi
         raise ValueError("save_interpolation_strip takes (R, K, C, H, W) or (R, K, H, W), got "
                          f"shape {x.shape}")
     r, k = x.shape[:2]
-    return save_png(to_grid(x.reshape((r * k,) + x.shape[2:]), nrow=k, padding=padding,
-                            value_range=value_range, scale=scale), path)
+    return save_image_grid(x.reshape((r * k,) + x.shape[2:]), path, nrow=k, padding=padding,
+                           value_range=value_range, scale=scale, caption=caption,
+                           row_labels=row_labels, col_labels=col_labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,6 +507,14 @@ def plot_curves(series: Mapping[str, Any], path: str | os.PathLike, title: str =
     point shows as a dot; an empty series is listed in the legend as "(no data)". A series
     longer than ``max_points`` is thinned to that many points for drawing.
     """
+    return _to_png(curves_image(series, title, xlabel, ylabel, log_y, size, max_points), path)
+
+
+def curves_image(series: Mapping[str, Any], title: str = "", xlabel: str = "step",
+                 ylabel: str = "", log_y: bool = False, size: tuple[int, int] = (800, 480),
+                 max_points: int = 4000, legend: bool = True) -> Any:
+    """``plot_curves``'s picture as a Pillow image, not written anywhere (for a page that
+    embeds it); ``legend=False`` leaves the legend out (one series named in the title)."""
     width, height = size
     names = list(series)
     data = {name: _points(series[name]) for name in names}
@@ -446,8 +572,9 @@ def plot_curves(series: Mapping[str, Any], path: str | os.PathLike, title: str =
         w, h = _text_size(ax.draw, "no data", ax.font)
         ax.draw.text(((ax.left + ax.right - w) / 2, (ax.top + ax.bottom - h) / 2), "no data",
                      fill=(120, 120, 120), font=ax.font)
-    ax.legend(entries, corner="best", avoid=numpy.concatenate(drawn) if drawn else None)
-    return _to_png(image, path)
+    if legend:
+        ax.legend(entries, corner="best", avoid=numpy.concatenate(drawn) if drawn else None)
+    return image
 
 
 def _densify(pts: numpy.ndarray, spacing: float = 4.0) -> numpy.ndarray:
@@ -461,6 +588,55 @@ def _densify(pts: numpy.ndarray, spacing: float = 4.0) -> numpy.ndarray:
         t = numpy.linspace(0.0, 1.0, n + 1)[1:, None]
         out.append(a + t * (b - a))
     return numpy.concatenate(out)
+
+
+def bar_chart(values: Any, path: str | os.PathLike, title: str = "", xlabel: str = "",
+              ylabel: str = "", log_y: bool = False, size: tuple[int, int] = (800, 420),
+              note: str = "") -> pathlib.Path:
+    """One bar per entry of ``values`` (n,), bar i centred at x = i, from the axis to the
+    value, as a PNG with axes, ticks and ``title``; ``note`` is a line of text under the
+    title. With ``log_y`` the y axis is in decades and an entry <= 0, which has no height on
+    it, is marked by a red triangle on the x axis instead of a bar. Non-finite entries are
+    left out."""
+    v = _host(values).reshape(-1)
+    n = len(v)
+    finite = numpy.isfinite(v)
+    if log_y:
+        shown = finite & (v > 0)
+        lv = numpy.log10(v[shown]) if shown.any() else numpy.zeros(1)
+        lo, hi = float(lv.min()), float(lv.max())
+        # the bars start below the smallest value, so that every bar has some height
+        yr = (min(lo, 0.0) - 0.3, hi + max(0.05 * (hi - lo), 0.1))
+        base = 10 ** yr[0]
+    else:
+        shown = finite
+        top = float(v[finite].max()) if finite.any() else 1.0
+        bottom = float(v[finite].min()) if finite.any() else 0.0
+        yr = (min(bottom, 0.0) * 1.05, max(top, 0.0) * 1.05 or 1.0)
+        base = 0.0
+    image = _new_canvas(size)
+    width, height = size
+    ax = _Axes(image, (86, 62 if note else 44, width - 24, height - 56),
+               (-0.5, max(n, 1) - 0.5), yr, log_y=log_y)
+    ax.frame("" if note else title, xlabel, ylabel)
+    if note:  # the title, then the note under it, both above the axes
+        tf = _font(15)
+        w, h = _text_size(ax.draw, title, tf)
+        ax.draw.text(((ax.left + ax.right - w) / 2, 8), title, fill=_BLACK, font=tf)
+        w, _ = _text_size(ax.draw, note, ax.font)
+        ax.draw.text(((ax.left + ax.right - w) / 2, 8 + h + 10), note, fill=_TEXT,
+                     font=ax.font)
+    half = max(0.4 * (ax.right - ax.left) / max(n, 1), 0.5)
+    y0 = float(ax.py(base))
+    for i in range(n):
+        x = float(ax.px(i))
+        if shown[i]:
+            y = float(ax.py(v[i]))
+            ax.draw.rectangle([x - half, min(y, y0), x + half, max(y, y0)], fill=PALETTE[0])
+        elif log_y and finite[i]:
+            ax.draw.polygon([(x, ax.bottom - 7), (x - 4, ax.bottom), (x + 4, ax.bottom)],
+                            fill=(214, 39, 40))
+    return _to_png(image, path)
 
 
 def scatter_2d(points: Any, labels: Any, path: str | os.PathLike,

@@ -194,7 +194,9 @@ class Trainer:
             modules' train/eval modes are restored after it. If it returns images
             ((N, C, H, W), Tensor or array) the loop saves them as
             ``samples/step_000500.png`` (scaled by ``sample_value_range``, default the batch's
-            min and max); if it returns ``None`` it wrote its own files.
+            min and max), captioned with ``sample_caption`` (``{step}`` in it becomes the
+            step; default ``"samples after step {step}"``); if it returns ``None`` it wrote
+            its own files.
         on_epoch_end: ``on_epoch_end(trainer) -> {name: value} | None`` after each epoch
             (held like ``on_sample``); a returned dict is printed and logged as ``"eval"``.
         checkpoint_every: save every this many steps (``None``: by time only, at the end
@@ -226,6 +228,7 @@ class Trainer:
                  log_every: int = 50, sample_every: int | None = None,
                  on_sample: Callable[[int, pathlib.Path], Any] | None = None,
                  sample_value_range: tuple[float, float] | None = None,
+                 sample_caption: str | None = None,
                  on_epoch_end: Callable[["Trainer"], Mapping[str, Any] | None] | None = None,
                  checkpoint_every: int | None = None,
                  checkpoint_seconds: float | None = 60.0, keep_previous: bool = True,
@@ -261,6 +264,7 @@ class Trainer:
         self.sample_every = sample_every
         self.on_sample = on_sample
         self.sample_value_range = sample_value_range
+        self.sample_caption = sample_caption or "samples after step {step}"
         self.on_epoch_end = on_epoch_end
         self.checkpoint_every = checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds
@@ -438,7 +442,8 @@ class Trainer:
         images = self._run_hook(self.on_sample, self.step, self.samples_dir)
         if images is not None:
             save_image_grid(images, self.samples_dir / f"step_{self.step:06d}.png",
-                            value_range=self.sample_value_range)
+                            value_range=self.sample_value_range,
+                            caption=self.sample_caption.format(step=self.step))
 
     def _end_epoch(self, log: MetricsLog | None, history: list[dict[str, Any]]) -> None:
         self.epoch += 1

@@ -5,10 +5,10 @@ A bad value is refused by ``argparse`` with one line that names the flag and the
 data is read or any file written:
 
 - ``ArgumentParser``: argparse's parser, with errors on one line instead of the usage text.
-- types: ``positive_int``, ``nonnegative_int``, ``finite_float``, ``positive_float``,
-  ``nonnegative_float``, ``fraction`` (in [0, 1)), ``unit_interval`` ([0, 1]), ``device``
-  (``cpu``, ``cuda``, ``cuda:N``; ``cuda`` only where CuPy sees a GPU). The floats refuse
-  ``nan`` and ``inf``.
+- types: ``integer``, ``positive_int``, ``nonnegative_int``, ``finite_float``,
+  ``positive_float``, ``nonnegative_float``, ``fraction`` (in [0, 1)), ``unit_interval``
+  ([0, 1]), ``device`` (``cpu``, ``cuda``, ``cuda:N``; ``cuda`` only where CuPy sees a GPU).
+  The floats refuse ``nan`` and ``inf``.
 - ``add_run_options(parser)``: ``--checkpoint-every SECONDS`` and ``--allow-nonfinite``, the
   Trainer's ``checkpoint_seconds`` and ``allow_nonfinite``.
 - ``data_errors(data, data_dir)``: the data layer's errors (written for Python callers:
@@ -25,7 +25,7 @@ from typing import Iterator
 from scratchgen import backend
 from scratchgen.train.run import RunError
 
-__all__ = ["ArgumentParser", "positive_int", "nonnegative_int", "finite_float",
+__all__ = ["ArgumentParser", "integer", "positive_int", "nonnegative_int", "finite_float",
            "positive_float", "nonnegative_float", "fraction", "unit_interval", "device",
            "add_run_options", "data_errors", "DEFAULT_CHECKPOINT_SECONDS"]
 
@@ -51,6 +51,11 @@ def _number(text: str, kind: type) -> float:
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text} is not a finite number")
     return value
+
+
+def integer(text: str) -> int:
+    """Any integer."""
+    return int(_number(text, int))
 
 
 def positive_int(text: str) -> int:

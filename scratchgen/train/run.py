@@ -9,6 +9,10 @@ the stored ones (the ones the user leaves out are taken from the folder); only t
 not change what is trained (``--epochs``, ``--steps``, the device...) may differ, and their
 changes are recorded in ``config.json`` under ``"resumes"``.
 
+``recording_runs()`` collects the folders that ``prepare_run_folder`` started or resumed in a
+block of code, for the command line to write each one's ``report.html`` once the training
+command is done.
+
 ``read_run_config(run)`` gives the stored options back, so that a finished run can be rebuilt
 and used (``scratchgen sample RUN``) without the user repeating its flags; ``load_run_state``
 reads the newest checkpoint of a run folder. Every refusal is a ``RunError`` with a one-line
@@ -17,18 +21,19 @@ message that names the folder, the flag and what to do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import pathlib
 import sys
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Collection, Iterator, Mapping, Sequence
 
 from scratchgen.serialization import atomic_write, remove_stale_temporaries
 from scratchgen.train.checkpoint import load_latest
 
 __all__ = ["CONFIG_NAME", "MAY_CHANGE", "RunError", "prepare_run_folder", "given_options",
-           "write_run_config", "read_run_config", "load_run_state"]
+           "write_run_config", "read_run_config", "load_run_state", "recording_runs"]
 
 CONFIG_NAME = "config.json"
 
@@ -36,6 +41,32 @@ CONFIG_NAME = "config.json"
 #: treats a non-finite loss. Every other option defines the run and must match on resume.
 MAY_CHANGE = ("epochs", "steps", "device", "resume", "out", "checkpoint_every",
               "allow_nonfinite")
+
+
+# the lists of the recording_runs blocks now open (they may nest): prepare_run_folder adds
+# each folder it accepts to every one of them
+_recorders: list[list[pathlib.Path]] = []
+
+
+@contextlib.contextmanager
+def recording_runs() -> Iterator[list[pathlib.Path]]:
+    """``with recording_runs() as folders: ...`` -- ``folders`` lists (in order, each once) the
+    run folders that ``prepare_run_folder`` started or resumed inside the block; a folder it
+    refused is not listed."""
+    folders: list[pathlib.Path] = []
+    _recorders.append(folders)
+    try:
+        yield folders
+    finally:
+        # by identity: an enclosing block's list may be equal to this one
+        _recorders[:] = [r for r in _recorders if r is not folders]
+
+
+def _record(out: pathlib.Path) -> pathlib.Path:
+    for folders in _recorders:
+        if out not in folders:
+            folders.append(out)
+    return out
 
 
 class RunError(ValueError):
@@ -170,7 +201,7 @@ def prepare_run_folder(out: str | os.PathLike, model: str,
             raise RunError(f"{out} is not empty; choose a new or empty folder with --out")
         out.mkdir(parents=True, exist_ok=True)
         _write_config(out, {"model": model, "options": opts, "resumes": []})
-        return out
+        return _record(out)
 
     if not out.is_dir():
         raise RunError(f"--resume: {out} does not exist; without --resume a new run starts "
@@ -209,4 +240,4 @@ def prepare_run_folder(out: str | os.PathLike, model: str,
         {"time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
          "changed": changed}]
     _write_config(out, config)
-    return out
+    return _record(out)

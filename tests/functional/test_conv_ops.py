@@ -127,7 +127,7 @@ def test_forward_keeps_im2col_only_for_a_weight_gradient():
     y = F.conv2d(xt, wt, stride=2, padding=1)
     assert y.grad_fn.columns is not None
     y.backward(sg.tensor(g))
-    from kernels import conv as K
+    from scratchgen.kernels import conv as K
     np.testing.assert_array_equal(wt.grad.numpy(), K.conv2d_backward_weight(g, x, w.shape, 2, 1))
     np.testing.assert_array_equal(xt.grad.numpy(), K.conv2d_backward_input(g, w, x.shape, 2, 1))
     y = F.conv2d(sg.tensor(x, requires_grad=True), sg.tensor(w), stride=2, padding=1)

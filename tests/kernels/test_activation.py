@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels import activation as act
-from kernels.activation import leaky_relu_backward, leaky_relu_derivative, leaky_relu_forward
+from scratchgen.kernels import activation as act
+from scratchgen.kernels.activation import (
+    leaky_relu_backward, leaky_relu_derivative, leaky_relu_forward,
+)
 
 SLOPES = [0.0, 0.01, 0.2, 1 / 3, 1.0, 1.5, -0.5]
 

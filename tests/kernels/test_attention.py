@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels.attention as attention
-from kernels.attention import attention_backward, attention_forward
+import scratchgen.kernels.attention as attention
+from scratchgen.kernels.attention import attention_backward, attention_forward
 
 SETTINGS = settings(max_examples=100, deadline=None)
 

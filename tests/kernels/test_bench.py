@@ -1,10 +1,10 @@
-"""``python -m kernels.bench`` end to end with one tiny timed run per layer (the full run is a
+"""``scratchgen bench kernels`` end to end with one tiny timed run per layer (the full run is a
 benchmark), on the CPU and on CUDA (a GPU, or the CUDA emulator)."""
 from __future__ import annotations
 
 import re
 
-from kernels import bench
+from scratchgen.kernels import bench
 
 
 def test_bench_prints_a_row_per_layer(device, capsys):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels import conv as K
+from scratchgen.kernels import conv as K
 
 # ---------------------------------------------------------------------------------------------
 # naive references: one output pixel (or one input pixel) at a time, in float64

@@ -13,7 +13,7 @@ _PROGRAM = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "keep":
-    from kernels.memory import keep_freed_memory
+    from scratchgen.kernels.memory import keep_freed_memory
     assert keep_freed_memory()
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

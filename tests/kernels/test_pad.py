@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.pad import MODES, pad2d, pad2d_backward
+from scratchgen.kernels.pad import MODES, pad2d, pad2d_backward
 
 SETTINGS = settings(max_examples=150, deadline=None)
 

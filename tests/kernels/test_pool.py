@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
-                          max_pool2d_forward)
+from scratchgen.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward,
+                                     max_pool2d_backward, max_pool2d_forward)
 
 SETTINGS = settings(max_examples=150, deadline=None)
 

@@ -2,7 +2,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from kernels.reduce import sum_axes
+from scratchgen.kernels.reduce import sum_axes
 
 
 @st.composite

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels.resample as resample
-from kernels.resample import (upsample_bilinear2d, upsample_bilinear2d_backward,
-                              upsample_nearest2d, upsample_nearest2d_backward)
+import scratchgen.kernels.resample as resample
+from scratchgen.kernels.resample import (upsample_bilinear2d, upsample_bilinear2d_backward,
+                                         upsample_nearest2d, upsample_nearest2d_backward)
 
 SETTINGS = settings(max_examples=150, deadline=None)
 

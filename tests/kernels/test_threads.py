@@ -7,10 +7,10 @@ import threading
 import numpy as np
 import pytest
 
-from kernels import attention as A
-from kernels import conv as K
-from kernels import pool
-from kernels import threads
+from scratchgen.kernels import attention as A
+from scratchgen.kernels import conv as K
+from scratchgen.kernels import pool
+from scratchgen.kernels import threads
 
 
 @pytest.fixture

@@ -127,3 +127,42 @@ def test_density_plot(tmp_path):
     _open(density_plot(np.zeros((4, 4)), (0, 1, 0, 1), tmp_path / "flat.png"))
     with pytest.raises(ValueError, match="extent"):
         density_plot(d, (2, -2, 0, 1), tmp_path / "bad.png")
+
+
+def test_captions_and_headers_say_what_a_grid_shows(tmp_path):
+    from scratchgen.train import png_description
+
+    x = np.zeros((6, 1, 8, 8))
+    plain = _open(save_image_grid(x, tmp_path / "plain.png", nrow=3, scale=2))
+    assert png_description(tmp_path / "plain.png") is None
+    path = save_image_grid(x, tmp_path / "g.png", nrow=3, scale=2,
+                           caption="odd columns: test images; even: reconstructions",
+                           row_labels=["unit 3", "unit 7"], col_labels=["-3", "0", "3"])
+    im = _open(path)
+    assert png_description(path) == "odd columns: test images; even: reconstructions"
+    # headers above, labels on the left, a caption band below; at least 360 wide with a caption
+    assert im.size[0] >= 360 and im.size[1] > plain.size[1] + 20 and im.mode == "L"
+    px = np.asarray(im)
+    assert (px < 128).any(axis=1)[-20:].any()           # text in the caption band
+    # an interpolation strip takes the same labels; a long caption wraps, it is not cut off
+    long = "rows: " + "a latent unit swept from -3 to 3 " * 8
+    strip = _open(save_interpolation_strip(np.zeros((2, 5, 1, 8, 8)), tmp_path / "s.png",
+                                           scale=4, caption=long, row_labels=["z0", "z1"]))
+    assert strip.size[0] == 360 and png_description(tmp_path / "s.png") == long
+    # RGB grids keep their colours
+    rgb = _open(save_image_grid(np.random.rand(3, 3, 8, 8), tmp_path / "c.png", caption="c"))
+    assert rgb.mode == "RGB"
+
+
+def test_bar_chart(tmp_path):
+    from scratchgen.train.images import bar_chart
+
+    counts = np.array([5000, 0, 3, 40, 0, 1])
+    im = _open(bar_chart(counts, tmp_path / "b.png", title="code use", xlabel="code index k",
+                         ylabel="uses (count, log scale)", log_y=True, note="2 codes never used"))
+    assert im.size == (800, 420)
+    px = np.asarray(im.convert("RGB")).astype(int)
+    red = (px[..., 0] > 180) & (px[..., 1] < 80) & (px[..., 2] < 80)
+    assert red.any()                                     # the never-used codes are marked
+    im2 = _open(bar_chart([1.0, -2.0, float("nan")], tmp_path / "l.png"))
+    assert im2.size == (800, 420)
