@@ -10,3 +10,5 @@ from scratchgen.functional.reduction import *  # noqa: F401,F403
 from scratchgen.functional.linalg import *  # noqa: F401,F403
 from scratchgen.functional.loss import *  # noqa: F401,F403
 from scratchgen.functional.conv import *  # noqa: F401,F403
+from scratchgen.functional.attention import *  # noqa: F401,F403
+from scratchgen.functional.normalization import *  # noqa: F401,F403

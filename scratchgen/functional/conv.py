@@ -1,4 +1,4 @@
-"""Differentiable wrappers of the kernels: convolution, padding, pooling, resampling, attention.
+"""Differentiable wrappers of the kernels: convolution, padding, pooling, resampling.
 
 Convolution is linear in its input and in its weight, and its three derivatives are each other's
 adjoints. Writing A_w for the map x -> conv2d(x, w):
@@ -19,22 +19,18 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
-from scratchgen.kernels import attention as _attn
 from scratchgen.kernels import conv as _conv
 from scratchgen.kernels import pad as _pad
 from scratchgen.kernels import pool as _pool
 from scratchgen.kernels import resample as _resample
 from scratchgen import backend
 from scratchgen.autograd import Function, Tensor
-from scratchgen.functional.elementwise import where
-from scratchgen.functional.linalg import matmul
-from scratchgen.functional.reduction import softmax, sum
 from scratchgen.functional.registry import register
-from scratchgen.functional.shape import pad as _constant_pad
-from scratchgen.functional.shape import permute, sum_to
+from scratchgen.functional.shape import constant_pad
+from scratchgen.functional.reduction import sum
 
-__all__ = ["conv2d", "conv_transpose2d", "pad2d", "max_pool2d", "avg_pool2d", "interpolate",
-           "scaled_dot_product_attention"]
+__all__ = ["conv2d", "conv_transpose2d", "pad", "pad2d", "max_pool2d", "avg_pool2d",
+           "interpolate"]
 
 
 # ---- the convolution triple ------------------------------------------------------------------
@@ -143,13 +139,15 @@ class Conv2dWeight(_ConvBase):
         return gx, ggy
 
 
-def _pair(v: Any) -> tuple[int, int]:
+def pair(v: Any, name: str = "argument") -> tuple[int, int]:
+    """``(v, v)`` for an int, else ``v`` as a pair of ints: the (height, width) form of the
+    size arguments of 2-D convolution, pooling and resampling, as PyTorch accepts them."""
     if isinstance(v, int):
         return (v, v)
-    v = tuple(int(a) for a in v)
-    if len(v) != 2:
-        raise ValueError(f"expected an int or a pair of ints, got {v}")
-    return v  # type: ignore[return-value]
+    t = tuple(int(a) for a in v)
+    if len(t) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return t  # type: ignore[return-value]
 
 
 def _check_conv_args(name: str, x: Tensor, w: Tensor, b: Tensor | None, w_in_axis: int) -> None:
@@ -177,7 +175,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     ``padding_mode`` zeros, reflect, replicate or circular (reflect/replicate/circular pad the
     input first, as ``torch.nn.Conv2d`` does)."""
     _check_conv_args("conv2d", x, weight, bias, 1)
-    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    stride, padding, dilation = (pair(stride, "stride"), pair(padding, "padding"),
+                                 pair(dilation, "dilation"))
     if padding_mode != "zeros" and padding != (0, 0):
         ph, pw = padding
         x = pad2d(x, (pw, pw, ph, ph), mode=padding_mode)
@@ -193,8 +192,9 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
     adjoint of conv2d, with weight (C_in, C_out, kh, kw). Output size per axis:
     (H - 1) s - 2 p + d (k - 1) + output_padding + 1."""
     _check_conv_args("conv_transpose2d", x, weight, bias, 0)
-    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-    op = _pair(output_padding)
+    stride, padding, dilation = (pair(stride, "stride"), pair(padding, "padding"),
+                                 pair(dilation, "dilation"))
+    op = pair(output_padding, "output_padding")
     n, _, h, w = x.shape
     out_hw = tuple(_conv.conv_transpose_output_size(size, k, s, p, o, d) for size, k, s, p, o, d
                    in zip((h, w), weight.shape[2:], stride, padding, op, dilation))
@@ -243,11 +243,47 @@ def pad2d(x: Tensor, pads: Sequence[int], mode: str = "zeros", value: float = 0.
     reflection (CycleGAN's generators), replication or circular wrap-around."""
     pads = tuple(int(p) for p in pads)
     if mode == "zeros" and value != 0.0:  # affine, not linear: the general constant pad
-        return _constant_pad(x, pads, value=value)
+        return constant_pad(x, pads, value=value)
     return LinearMap.apply(
         x, apply=functools.partial(_pad.pad2d, pads=pads, mode=mode),
         adjoint=functools.partial(_pad.pad2d_backward, pads=pads, mode=mode),
         name=f"Pad2d[{mode}]")
+
+
+_PAD_MODES = {"constant": "zeros", "reflect": "reflect", "replicate": "replicate",
+              "circular": "circular"}
+
+
+@register()
+def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """``torch.nn.functional.pad``: ``pad`` lists (before, after) widths from the last axis
+    backwards, ``(left, right)`` for the last axis, ``(left, right, top, bottom)`` for the last two.
+
+    For a padded axis of length n and a virtual position u in [-before, n + after), the output
+    reads
+
+        constant   value where u < 0 or u >= n
+        reflect    x[n-1 - |n-1 - |u||]        (mirror about the edge, not repeating it)
+        replicate  x[clip(u, 0, n-1)]
+        circular   x[u mod n]
+
+    ``"constant"`` pads any number of axes; the other modes pad the last one or two axes of an
+    input of at least two dimensions (PyTorch's 2-D and 3-D (batched) cases; its 3-D volume
+    padding, a 6-tuple, is not supported). Reflection needs each width below the axis length,
+    circular padding at most the axis length.
+    """
+    widths = tuple(int(p) for p in pad)
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {tuple(_PAD_MODES)}, got {mode!r}")
+    if mode == "constant":
+        return constant_pad(x, widths, value=value)
+    if len(widths) not in (2, 4):
+        raise ValueError(f"pad: {mode} padding takes (left, right) or (left, right, top, bottom), "
+                         f"got {widths}")
+    if x.ndim < 2:
+        raise ValueError(f"pad: {mode} padding needs an input of at least 2 dimensions "
+                         f"((C, W) or (N, C, W) for a 2-tuple), got shape {x.shape}")
+    return pad2d(x, widths + (0, 0) if len(widths) == 2 else widths, mode=_PAD_MODES[mode])
 
 
 @register()
@@ -319,7 +355,7 @@ def interpolate(x: Tensor, size: Any = None, scale_factor: Any = None, mode: str
         sf = (scale_factor, scale_factor) if not isinstance(scale_factor, (tuple, list)) \
             else tuple(scale_factor)
         size = (int(in_hw[0] * sf[0]), int(in_hw[1] * sf[1]))
-    size = _pair(size)
+    size = pair(size, "size")
     if mode == "nearest":
         if align_corners is not None:
             raise ValueError("interpolate: align_corners applies to bilinear mode only")
@@ -335,80 +371,3 @@ def interpolate(x: Tensor, size: Any = None, scale_factor: Any = None, mode: str
                                       align_corners=ac),
             name="UpsampleBilinear2d")
     raise ValueError(f"interpolate: mode must be 'nearest' or 'bilinear', got {mode!r}")
-
-
-# ---- attention ---------------------------------------------------------------------------------
-
-class Attention(Function):
-    """O = softmax(scale Q K^T + mask) V over the last two axes.
-
-    The array backward rebuilds P from the saved row log-sum-exp (kernels.attention); the
-    Tensor backward writes the same equations with ops so it can be differentiated again:
-
-        P = softmax(S),  dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),
-        dQ = scale dS K,  dK = scale dS^T Q.
-    """
-
-    def __init__(self, mask: Any, causal: bool, scale: float | None) -> None:
-        self.mask, self.causal, self.scale = mask, causal, scale
-
-    def forward(self, q, k, v):
-        out, self.lse = _attn.attention_forward(q, k, v, self.mask, self.causal, self.scale)
-        return out
-
-    def backward_arrays(self, g):
-        q, k, v = (t.data for t in self.inputs)
-        return _attn.attention_backward(g, q, k, v, self._outputs[0], self.lse, self.mask,
-                                        self.causal, self.scale)
-
-    def _allowed(self, lq: int, lk: int, xp):
-        """Boolean (.., Lq, Lk) array of the pairs that may attend, or None for all."""
-        allowed = None if self.mask is None else xp.asarray(self.mask, dtype=bool)
-        if self.causal:
-            tri = xp.tril(xp.ones((lq, lk), dtype=bool))
-            allowed = tri if allowed is None else allowed & tri
-        return allowed
-
-    def backward(self, g):
-        q, k, v = self.inputs
-        out = self.output()
-        d = q.shape[-1]
-        scale = self.scale if self.scale is not None else 1.0 / d ** 0.5
-        s = matmul(q, _t(k)) * scale
-        allowed = self._allowed(q.shape[-2], k.shape[-2], q.xp)
-        if allowed is not None:
-            xp = q.xp
-            full = xp.broadcast_to(allowed, s.shape)
-            s = where(full, s, -1e30)  # finite, so fully masked rows give no NaN
-            any_row = full.any(axis=-1, keepdims=True).astype(q.dtype)
-        p = softmax(s, -1)
-        if allowed is not None:
-            p = p * Tensor(full.astype(q.dtype) * any_row)
-        need_q, need_k, need_v = self.needs_input_grad
-        dv = sum_to(matmul(_t(p), g), v.shape) if need_v else None
-        if not (need_q or need_k):
-            return None, None, dv
-        dp = matmul(g, _t(v))
-        ds = p * (dp - sum(g * out, -1, keepdims=True))
-        dq = sum_to(matmul(ds, k) * scale, q.shape) if need_q else None
-        dk = sum_to(matmul(_t(ds), q) * scale, k.shape) if need_k else None
-        return dq, dk, dv
-
-
-def _t(x: Tensor) -> Tensor:
-    axes = list(range(x.ndim))
-    axes[-1], axes[-2] = axes[-2], axes[-1]
-    return permute(x, tuple(axes))
-
-
-@register()
-def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = None,
-                                 causal: bool = False, scale: float | None = None) -> Tensor:
-    """softmax(Q K^T / sqrt(d)) V for (..., L, d) tensors. ``mask`` is boolean (True = may
-    attend), broadcastable to (..., Lq, Lk); ``causal`` lets query i see keys j <= i only. A
-    query that may attend to nothing gets output 0 (PyTorch gives NaN)."""
-    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
-        raise ValueError(f"attention needs (..., L, d) tensors, got {q.shape}, {k.shape}, {v.shape}")
-    m = mask.data if isinstance(mask, Tensor) else mask
-    return Attention.apply(q, k, v, mask=m, causal=causal, scale=scale)
-

@@ -39,7 +39,7 @@ def as_tensor(x: Any, like: Tensor) -> Tensor:
     return Tensor(xp.asarray(x))
 
 
-def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+def _operands(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """The two operands of a binary op as Tensors of one dtype kind.
 
     PyTorch's rule for an integer (or bool) operand beside a floating one: the result keeps the
@@ -169,28 +169,28 @@ class Pow(Function):
 @register()
 def add(a: Any, b: Any) -> Tensor:
     """a + b, with NumPy broadcasting."""
-    a, b = _pair(a, b)
+    a, b = _operands(a, b)
     return Add.apply(a, b)
 
 
 @register()
 def sub(a: Any, b: Any) -> Tensor:
     """a - b, with broadcasting."""
-    a, b = _pair(a, b)
+    a, b = _operands(a, b)
     return Sub.apply(a, b)
 
 
 @register()
 def mul(a: Any, b: Any) -> Tensor:
     """a * b, with broadcasting."""
-    a, b = _pair(a, b)
+    a, b = _operands(a, b)
     return Mul.apply(a, b)
 
 
 @register()
 def div(a: Any, b: Any) -> Tensor:
     """a / b, with broadcasting."""
-    a, b = _pair(a, b)
+    a, b = _operands(a, b)
     return Div.apply(a, b)
 
 
@@ -205,7 +205,7 @@ def pow(x: Any, y: Any) -> Tensor:
     """x ** y. A number exponent gives the cheaper ``p x^(p-1)`` derivative."""
     if isinstance(x, Tensor) and not isinstance(y, Tensor):
         return PowScalar.apply(x, p=float(y))
-    x, y = _pair(x, y)
+    x, y = _operands(x, y)
     return Pow.apply(x, y)
 
 
@@ -481,21 +481,21 @@ def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tenso
 @register()
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise max(a, b), broadcasting; a tie sends the gradient to ``a``."""
-    a, b = _pair(a, b)
+    a, b = _operands(a, b)
     return Maximum.apply(a, b)
 
 
 @register()
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise min(a, b), broadcasting; a tie sends the gradient to ``a``."""
-    a, b = _pair(a, b)
+    a, b = _operands(a, b)
     return Minimum.apply(a, b)
 
 
 @register()
 def where(cond: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``cond`` is true, ``b`` elsewhere; ``cond`` is a boolean array or tensor."""
-    a, b = _pair(a, b)
+    a, b = _operands(a, b)
     c = cond.data if isinstance(cond, Tensor) else cond
     xp = backend.get_array_module(a.data)
     c = xp.asarray(c, dtype=bool)

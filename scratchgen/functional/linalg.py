@@ -10,7 +10,8 @@ from scratchgen.functional.shape import permute, reshape, sum_to, sum_to_array
 __all__ = ["matmul", "linear"]
 
 
-def _swap_last(t: Tensor) -> Tensor:
+def transpose_last(t: Tensor) -> Tensor:
+    """The transpose of the last two axes, ``t^T`` of each matrix in a batch (``t.mT``)."""
     axes = list(range(t.ndim))
     axes[-1], axes[-2] = axes[-2], axes[-1]
     return permute(t, tuple(axes))
@@ -28,8 +29,8 @@ class MatMul(Function):
     def backward(self, g):
         a, b = self.inputs
         need_a, need_b = self.needs_input_grad
-        ga = sum_to(matmul(g, _swap_last(b)), a.shape) if need_a else None
-        gb = sum_to(matmul(_swap_last(a), g), b.shape) if need_b else None
+        ga = sum_to(matmul(g, transpose_last(b)), a.shape) if need_a else None
+        gb = sum_to(matmul(transpose_last(a), g), b.shape) if need_b else None
         return ga, gb
 
     def backward_arrays(self, g):
@@ -81,7 +82,7 @@ class Linear(Function):
         gw = None
         if need[1]:
             g2 = reshape(g, (-1, g.shape[-1]))
-            gw = matmul(_swap_last(g2), reshape(x, (-1, x.shape[-1])))
+            gw = matmul(transpose_last(g2), reshape(x, (-1, x.shape[-1])))
         if len(self.inputs) == 2:
             return gx, gw
         gb = sum_to(g, self.inputs[2].shape) if need[2] else None

@@ -5,16 +5,17 @@ logits never pass through an explicit sigmoid or softmax followed by a log.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from scratchgen import backend
 from scratchgen.autograd import Function, Tensor
-from scratchgen.functional.elementwise import abs, as_tensor, sigmoid
+from scratchgen.functional.elementwise import abs, as_tensor, clip, log, log1p, maximum, sigmoid
 from scratchgen.functional.reduction import logsumexp, mean, sum
 from scratchgen.functional.registry import register
 
-__all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "l1_loss", "one_hot",
-           "reduce"]
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "mse_loss",
+           "l1_loss", "one_hot", "reduce"]
 
 
 def reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -55,6 +56,68 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Any, reduction: str
             "must have the same shape"
         )
     return reduce(BCEWithLogits.apply(logits, target), reduction)
+
+
+# PyTorch clamps each log of binary_cross_entropy at -100, so that a probability of exactly 0
+# or 1 gives a finite loss (100 per element) rather than inf.
+_LOG_FLOOR = -100.0
+# ... and divides its gradient by max(p (1 - p), 1e-12), finite at p = 0 and p = 1.
+_BCE_GRAD_EPS = 1e-12
+
+
+class BCE(Function):
+    """l(p, t) = -(t max(log p, -100) + (1 - t) max(log(1 - p), -100)), on probabilities p.
+
+    dl/dp = (p - t) / (p (1 - p)) (PyTorch divides by max(p (1 - p), 1e-12)) and
+    dl/dt = max(log(1 - p), -100) - max(log p, -100).
+    """
+
+    def forward(self, p, t):
+        xp = backend.get_array_module(p)
+        with _ignore_log_of_zero(xp):
+            log_p = xp.maximum(xp.log(p), _LOG_FLOOR)
+            log_q = xp.maximum(xp.log1p(-p), _LOG_FLOOR)
+        return -(t * log_p + (1 - t) * log_q)
+
+    def backward(self, g):
+        p, t = self.inputs
+        need_p, need_t = self.needs_input_grad
+        gp = g * (p - t) / maximum(p * (1.0 - p), _BCE_GRAD_EPS) if need_p else None
+        gt = None
+        if need_t:
+            with _ignore_log_of_zero(p.xp):
+                gt = g * (clip(log1p(-p), _LOG_FLOOR) - clip(log(p), _LOG_FLOOR))
+        return gp, gt
+
+
+def _ignore_log_of_zero(xp):
+    """NumPy warns on log(0) = -inf, which the clamp at -100 then makes finite on purpose."""
+    errstate = getattr(xp, "errstate", None)
+    return errstate(divide="ignore") if errstate is not None else contextlib.nullcontext()
+
+
+@register()
+def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
+                         reduction: str = "mean") -> Tensor:
+    """``torch.nn.functional.binary_cross_entropy``: the Bernoulli negative log-likelihood of
+    ``target`` in [0, 1] given probabilities ``input`` in [0, 1],
+
+        l_i = -w_i (t_i log p_i + (1 - t_i) log(1 - p_i)),
+
+    each log clamped at -100 as PyTorch does; ``weight`` broadcasts to the input's shape.
+    On logits, ``binary_cross_entropy_with_logits`` is the stable form.
+    """
+    target = as_tensor(target, input)
+    if target.shape != input.shape:
+        raise ValueError(f"binary_cross_entropy: input {input.shape} and target {target.shape} "
+                         "must have the same shape")
+    if input.size and (float(input.data.min()) < 0.0 or float(input.data.max()) > 1.0):
+        raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1] "
+                         "(for logits use binary_cross_entropy_with_logits)")
+    loss = BCE.apply(input, target)
+    if weight is not None:
+        loss = loss * as_tensor(weight, input)
+    return reduce(loss, reduction)
 
 
 def one_hot(indices: Any, num_classes: int, dtype: Any = None) -> Tensor:

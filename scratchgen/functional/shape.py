@@ -17,7 +17,7 @@ from scratchgen.functional.registry import register
 
 __all__ = [
     "sum_to", "broadcast_to", "reshape", "permute", "getitem", "index_add", "concat", "stack",
-    "split", "pad", "flatten", "unsqueeze", "squeeze",
+    "split", "flatten", "unsqueeze", "squeeze",
 ]
 
 
@@ -303,10 +303,10 @@ class Pad(Function):
         return getitem(g, index)
 
 
-@register()
-def pad(x: Tensor, widths: Sequence[int], value: float = 0.0) -> Tensor:
-    """Constant padding, with ``widths`` given as ``torch.nn.functional.pad`` does:
-    ``(left, right)`` pads the last axis, ``(left, right, top, bottom)`` the last two, and so on.
+def constant_pad(x: Tensor, widths: Sequence[int], value: float = 0.0) -> Tensor:
+    """Constant padding of any number of trailing axes, ``widths`` in ``torch.nn.functional.pad``
+    order: ``(left, right)`` pads the last axis, ``(left, right, top, bottom)`` the last two, and
+    so on. ``F.pad(x, widths, value=value)`` is the public name; this is its constant mode.
     """
     widths = tuple(int(w) for w in widths)
     if len(widths) % 2 or len(widths) // 2 > x.ndim:

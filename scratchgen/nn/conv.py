@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import scratchgen.functional as F
+from scratchgen.functional.conv import pair
 from scratchgen import backend
 from scratchgen.autograd import Tensor
 from scratchgen.nn.layers import _empty, reset_parameters_like_pytorch
@@ -12,15 +13,6 @@ from scratchgen.nn.module import Module
 __all__ = ["Conv2d", "ConvTranspose2d", "MaskedConv2d"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def _pair(v: Any, name: str) -> tuple[int, int]:
-    if isinstance(v, int):
-        return (v, v)
-    t = tuple(int(a) for a in v)
-    if len(t) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return t  # type: ignore[return-value]
 
 
 def _check_groups(groups: int) -> None:
@@ -49,9 +41,9 @@ class Conv2d(Module):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.dilation = pair(dilation, "dilation")
         self._same_pads: tuple[int, int, int, int] | None = None
         if padding == "valid":
             padding = 0
@@ -63,7 +55,7 @@ class Conv2d(Module):
             self._same_pads = (tw // 2, tw - tw // 2, th // 2, th - th // 2)
             self.padding: Any = "same"
         else:
-            self.padding = _pair(padding, "padding")
+            self.padding = pair(padding, "padding")
         self.groups = groups
         self.padding_mode = padding_mode
         self.weight = _empty((out_channels, in_channels) + self.kernel_size, device, dtype)
@@ -121,11 +113,11 @@ class ConvTranspose2d(Module):
             raise ValueError(f"ConvTranspose2d supports padding_mode='zeros' only, got "
                              f"{padding_mode!r} (as PyTorch)")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.output_padding = _pair(output_padding, "output_padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        self.output_padding = pair(output_padding, "output_padding")
+        self.dilation = pair(dilation, "dilation")
         self.groups = groups
         self.padding_mode = padding_mode
         self.weight = _empty((in_channels, out_channels) + self.kernel_size, device, dtype)

@@ -1,7 +1,7 @@
 """Normalisation layers: batch, conditional batch, instance, layer and group norm.
 
-The math lives in ``scratchgen.nn.functional_norm``; these classes hold the parameters and the
-running statistics.
+The math lives in ``scratchgen.nn.functional_norm`` (on the op ``F.normalize_over``); these
+classes hold the parameters and the running statistics.
 """
 from __future__ import annotations
 

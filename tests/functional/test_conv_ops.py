@@ -134,3 +134,48 @@ def test_forward_keeps_im2col_only_for_a_weight_gradient():
     assert y.grad_fn.columns is None   # only the input needs a gradient
     with sg.no_grad():
         assert F.conv2d(xt, wt, stride=2, padding=1).grad_fn is None
+
+
+NP_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+                "circular": "wrap"}
+
+
+@pytest.mark.parametrize("mode", sorted(NP_PAD_MODES))
+@pytest.mark.parametrize("shape, widths", [((2, 5), (1, 3)), ((2, 3, 5), (2, 1)),
+                                           ((2, 3, 4, 5), (1, 2, 3, 0)), ((3, 4, 5), (0, 4, 2, 1))])
+def test_pad_is_torch_pad(mode, shape, widths, device):
+    """F.pad(x, (left, right, top, bottom), mode) is np.pad of the last axes in reverse order
+    (PyTorch's replicate/circular are NumPy's edge/wrap), and its gradient folds each padded
+    copy back onto the element it copies."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape)
+    per_axis = [(0, 0)] * x.ndim
+    for i in range(len(widths) // 2):
+        per_axis[-1 - i] = (widths[2 * i], widths[2 * i + 1])
+    kw = {"constant_values": 0.25} if mode == "constant" else {}
+    expected = np.pad(x, per_axis, mode=NP_PAD_MODES[mode], **kw)
+    xt = sg.tensor(x, requires_grad=True, device=device)
+    y = F.pad(xt, widths, mode=mode, value=0.25)
+    np.testing.assert_array_equal(y.numpy(), expected)
+    # The adjoint: gx[i] sums gy over the output positions that copy x[i].
+    index = np.pad(np.arange(x.size).reshape(shape), per_axis, mode=NP_PAD_MODES[mode],
+                   **({"constant_values": -1} if mode == "constant" else {}))
+    gy = rng.standard_normal(expected.shape)
+    y.backward(sg.tensor(gy, device=device))
+    keep = index >= 0
+    gx = np.bincount(index[keep], weights=gy[keep], minlength=x.size).reshape(shape)
+    np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=1e-12, atol=1e-12)
+
+
+def test_pad_constant_pads_any_number_of_axes_and_checks_arguments():
+    x = sg.tensor(np.ones((2, 2, 2)))
+    assert F.pad(x, (1, 0, 0, 1, 2, 0)).shape == (4, 3, 3)
+    assert F.pad(x, (1, 1), value=3.0).numpy()[0, 0].tolist() == [3.0, 1.0, 1.0, 3.0]
+    with pytest.raises(ValueError, match="mode"):
+        F.pad(x, (1, 1), mode="mirror")
+    with pytest.raises(ValueError, match="reflect.*\\(left, right\\)"):
+        F.pad(x, (1, 1, 1, 1, 1, 1), mode="reflect")
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        F.pad(sg.tensor(np.ones(3)), (1, 1), mode="replicate")
+    with pytest.raises(ValueError, match="reflect padding must be smaller"):
+        F.pad(x, (2, 0), mode="reflect")

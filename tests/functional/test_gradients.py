@@ -154,11 +154,25 @@ def _split_check():
 
 
 def _pad_check():
-    def build(shape):
-        k = min(len(shape), 2)
-        return st.tuples(sgst.arrays(shape), st.lists(st.integers(0, 2), min_size=2 * k,
-                                                      max_size=2 * k).map(tuple))
-    return Check(SHAPES_1.flatmap(build), lambda x, widths: F.pad(x, widths, value=0.5))
+    """F.pad: constant padding of up to three trailing axes (any value), and the other modes
+    on the last one or two axes of a 2-D to 4-D input, widths within each mode's limits."""
+    @st.composite
+    def case(draw):
+        mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+        if mode == "constant":
+            shape = draw(SHAPES_1)
+            k = draw(st.integers(1, len(shape)))
+        else:
+            shape = draw(sgst.shapes(2, 4, 2, 4))
+            k = draw(st.sampled_from([1, 2]))
+        widths = []
+        for axis in range(k):
+            n = shape[-1 - axis]
+            limit = {"reflect": n - 1, "circular": min(n, 2)}.get(mode, 2)
+            widths += [draw(st.integers(0, limit)), draw(st.integers(0, limit))]
+        value = draw(st.sampled_from([0.0, 0.5])) if mode == "constant" else 0.0
+        return (draw(sgst.arrays(shape)), tuple(widths), mode, value)
+    return Check(case(), lambda x, widths, mode, value: F.pad(x, widths, mode, value))
 
 
 def _where_check():
@@ -289,9 +303,7 @@ def _attention_case(draw):
     if kind == "mask":
         mask = np.array(draw(st.lists(st.booleans(), min_size=lq * lk, max_size=lq * lk)),
                         dtype=bool).reshape(lq, lk)
-    if kind == "causal" and lq != lk:
-        kind = "none"
-    return (q, k, v, mask, kind == "causal")
+    return (q, k, v, mask, kind == "causal")  # causal with Lq != Lk too: top-left aligned
 
 
 CHECKS: dict[str, Check] = {
@@ -306,7 +318,8 @@ CHECKS: dict[str, Check] = {
         x, size=size, mode=mode, align_corners=ac)),
     "scaled_dot_product_attention": Check(
         _attention_case(),
-        lambda q, k, v, mask, causal: F.scaled_dot_product_attention(q, k, v, mask, causal)),
+        lambda q, k, v, mask, causal: F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                                                     is_causal=causal)),
     "add": binary(F.add),
     "sub": binary(F.sub),
     "mul": binary(F.mul),
@@ -364,6 +377,17 @@ CHECKS: dict[str, Check] = {
         lambda p: st.tuples(sgst.arrays(p[0]), sgst.arrays((p[1], 3)),
                             sgst.arrays((p[1],)) if p[2] else st.none())),
         lambda x, w, b: F.linear(x, w, b)),
+    "binary_cross_entropy": Check(
+        SHAPES_1.flatmap(lambda shape: st.tuples(
+            sgst.arrays(shape, 0.1, 0.9), sgst.arrays(shape, 0.0, 1.0),
+            st.one_of(st.none(), sgst.arrays(shape[-1:], 0.5, 2.0)))),
+        lambda p, t, w: F.binary_cross_entropy(p, t, weight=w)),
+    "normalize_over": Check(
+        SHAPES_1.flatmap(lambda shape: st.tuples(
+            sgst.arrays(shape),
+            st.lists(st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape),
+                     unique=True).map(lambda axes: tuple(sorted(axes))))),
+        lambda x, axes: F.normalize_over(x, axes, 1e-3)[0]),
     "binary_cross_entropy_with_logits": Check(
         _same_shape_pair(0.0, 1.0),
         lambda x, t: F.binary_cross_entropy_with_logits(x, t)),
