@@ -42,7 +42,8 @@ Networks of the 2-D experiments (PacGAN Sec. 5.1 and the official ``config.py``)
   network); G trained with the non-saturating loss (the code's ``generator_loss`` is
   softplus(l(x)) + softplus(-l(G(z))), whose first term does not depend on G).
 
-The classes below take those as their defaults. Differences from the official code:
+``MLPGenerator`` and ``MLPDiscriminator`` take those networks as their defaults. Differences
+from the official code:
 
 * the batch: the official code draws ``batch_size`` packs, i.e. m * 100 samples of each kind
   per update; here a batch of N samples makes N / m packs (``--batch-size 400 --pack 4`` is the
@@ -50,10 +51,11 @@ The classes below take those as their defaults. Differences from the official co
 * batch norm uses PyTorch's running-statistics momentum 0.1 (the code averages the population
   statistics with 0.05) and its per-batch statistics in training mode.
 * ``init="pytorch"`` (uniform +-1/sqrt(fan_in), biases too) is offered beside the paper's
-  N(0, 0.02^2), and the toy example uses it (see ``scratchgen.examples.gan`` for why).
+  N(0, 0.02^2); the toy example uses it, with smaller networks without batch norm trained at a
+  higher learning rate (``scratchgen.examples.gan`` gives the measurements behind that).
 
-For images (``out_shape``), G's last layer is followed by a sigmoid (pixels in [0, 1], as
-Goodfellow et al.'s MNIST generator), and D flattens its input first.
+For images G ends in a sigmoid (``output="sigmoid"``: pixels in [0, 1], as Goodfellow et al.'s
+MNIST generator) and reshapes to ``out_shape``; D flattens each image first.
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ from typing import Any, Sequence
 import scratchgen.functional as F
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
-from scratchgen.nn import init
+from scratchgen.nn import init as nn_init
 
 __all__ = ["Maxout", "MLPGenerator", "MLPDiscriminator", "pack_samples", "OUTPUTS", "INITS"]
 
@@ -88,9 +90,9 @@ def _initialize(module: nn.Module, kind: str) -> None:
         return
     for m in module.modules():
         if isinstance(m, nn.Linear):
-            init.normal_(m.weight, 0.0, 0.02)
+            nn_init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
-                init.zeros_(m.bias)
+                nn_init.zeros_(m.bias)
 
 
 def pack_samples(x: Tensor, pack: int) -> Tensor:
@@ -110,8 +112,9 @@ class Maxout(nn.Module):
 
         h_j(x) = max_{k = 1..K} z_{jk},   z_{jk} = x W_{jk} + b_{jk},   x (N, in), h (N, out).
 
-    One Linear(in, out * K) computes every z; its outputs are read as (out, K) per example, so
-    unit j's pieces are the K consecutive columns j*K .. j*K + K - 1.
+    One Linear(in, K * out) computes every z; its outputs are read as (K, out) per example, so
+    piece k of unit j is column k * out + j (the maximum over a leading axis of K contiguous
+    (N, out) blocks is several times faster in NumPy than over a trailing axis of length K).
     """
 
     def __init__(self, in_features: int, out_features: int, pieces: int) -> None:
@@ -122,8 +125,8 @@ class Maxout(nn.Module):
         self.linear = nn.Linear(in_features, out_features * pieces)
 
     def forward(self, x: Tensor) -> Tensor:
-        z = self.linear(x).reshape(x.shape[0], self.out_features, self.pieces)
-        return F.max(z, axis=2)
+        z = self.linear(x).reshape(x.shape[0], self.pieces, self.out_features)
+        return F.max(z, axis=1)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, pieces={self.pieces}"
