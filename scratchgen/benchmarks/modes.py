@@ -84,7 +84,7 @@ def run_one(config: str, data: str, seed: int, steps: int | None,
     t0 = time.perf_counter()
     step, fit = example.train(args, None, progress=False)
     seconds = time.perf_counter() - t0
-    samples = example.evaluate(step, args, seed=seed + 12345)
+    samples = example.final_samples(step, args, seed=seed + 12345)
     cov = setting_coverage(data, samples)
     if picture is not None:
         example.plot_over_modes(samples, data, picture,

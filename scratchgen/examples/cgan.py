@@ -21,6 +21,34 @@ Adam 2e-4, betas (0.5, 0.999)); the fake batch of each step carries the real bat
 samples.png has one row per class (the same latent down each column), and ``--eval`` adds the
 fraction of samples the shipped classifier reads as the class they were drawn for.
 
+Measured on MNIST (shared 2-core CPU, other jobs running), 10,000 samples (1,000 per class)
+against the 10,000 test images on the shipped classifier's features, "model (real-vs-real
+baseline: 10,000 training images)"; class accuracy is the fraction of samples the classifier
+reads as the class they were drawn for (its accuracy on the test images: 0.992):
+
+    scratchgen train cgan --data mnist --data-dir ../shared/data/mnist --cond C --epochs 2 \
+        --out runs/cgan-C-mnist, then the same with --epochs 6 --resume
+    --cond concat      2 epochs: class accuracy 0.821, FD 102.5, KID 8.10, classifier score
+                       7.61, precision 0.531, recall 0.466
+                       6 epochs: class accuracy 0.980, FD 14.57 (2.69), KID 0.67 (0.12),
+                       classifier score 9.52 (9.68), precision 0.678 (0.874), recall 0.741
+                       (0.889); 115-217 s per epoch
+    --cond cbn         2 epochs: class accuracy 0.141, FD 343.9, KID 23.0, score 3.75,
+                       precision 0.526, recall 0.329
+                       6 epochs: class accuracy 0.697, FD 104.8, KID 9.13, score 7.25,
+                       precision 0.462, recall 0.747; 158-209 s per epoch
+    --cond projection  2 epochs: class accuracy 0.123, FD 330.3, KID 23.8, score 4.00,
+                       precision 0.539, recall 0.356
+                       6 epochs: class accuracy 0.626, FD 151.9, KID 13.7, score 6.51,
+                       precision 0.497, recall 0.660; 147-220 s per epoch
+
+With this shallow generator (two batch norms) conditional batch norm conditions slowly: the
+label can only rescale and shift the 128 + 64 channels of two layers, where concatenation
+gives the first layer a class-specific input; after 2 epochs the cbn generators still draw
+nearly the same digit for every class, after 6 they follow the label 63-70% of the time.
+Hence ``concat`` is the default here (the conditional-batch-norm generators of Miyato &
+Koyama are deep ResNets with one in every block).
+
 The shared recipe, its outputs and its evaluation are in ``examples/image_gan.py``.
 """
 from __future__ import annotations
@@ -34,7 +62,7 @@ import numpy as np
 from scratchgen.examples import image_gan
 from scratchgen.models import cgan, dcgan
 
-__all__ = ["RECIPE", "main", "sample", "build_networks"]
+__all__ = ["RECIPE", "parser", "main", "sample", "evaluate", "build_networks"]
 
 
 def build_networks(opts: dict[str, Any]) -> tuple[cgan.ConditionalGenerator, Any]:
@@ -54,6 +82,11 @@ RECIPE = image_gan.Recipe(
     epochs={"digits": 100, "mnist": 5}, digits={"batch_size": 32, "width": 32})
 
 
+def parser() -> argparse.ArgumentParser:
+    """This model's command line."""
+    return image_gan.parser(RECIPE)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     return image_gan.main(RECIPE, argv)
 
@@ -67,3 +100,15 @@ def sample(run: pathlib.Path, n: int, label: int | None = None, seed: int = 0,
 
 if __name__ == "__main__":
     main()
+
+
+def evaluate(run: pathlib.Path, device: str = "cpu", samples: int | None = None
+             ) -> dict[str, Any]:
+    """Frechet distance, KID, classifier score, precision and recall of the run's newest
+    checkpoint (its EMA weights when it kept them) against the test images, next to the
+    real-vs-real baseline; class accuracy for conditional models.
+
+    Args:
+        samples: how many samples to generate (default: the run's --eval-samples)
+    """
+    return image_gan.evaluate_run(RECIPE, run, samples, device)

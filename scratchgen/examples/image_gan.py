@@ -7,9 +7,11 @@ two networks from the options; ``main(recipe, argv)`` does the rest:
 1. data: the embedded digits (default; resampled to ``--image-size``, 28 by default) or MNIST
    from ``--data-dir`` (28x28, or 32x32 with two pixels of black padding), with their labels,
    scaled from [0, 1] to the tanh range [-1, 1];
-2. ``config.json`` (the options, for ``scratchgen sample RUN``), then the ``Trainer`` over
-   ``GANTrainStep`` (one discriminator update per batch, a generator update every n_dis-th),
-   with checkpoints and exact ``--resume``; every ``--sample-every`` steps the same fixed
+2. a new run folder with ``config.json`` (the options, for ``scratchgen sample RUN``; a run
+   is continued with ``--resume``, which may change only how long it runs and what is drawn
+   and measured at the end), then the ``Trainer`` over ``GANTrainStep`` (one discriminator
+   update per batch, a generator update every n_dis-th), with checkpoints every
+   ``--sample-every`` steps and exact resume; every ``--sample-every`` steps the same fixed
    latents (and, for a conditional model, one row per class) are drawn into
    ``samples/step_*.png``;
 3. at the end, with the generator in eval mode holding its EMA weights when ``--ema`` was given:
@@ -55,8 +57,9 @@ from scratchgen.train.options import (
     positive_float, positive_int,
 )
 
-__all__ = ["Recipe", "parser", "resolve_defaults", "main", "sample", "load_generator", "load_data", "build",
-           "classifier_view", "evaluate", "evaluate_run", "labelled_rows", "DATA_SETS"]
+__all__ = ["Recipe", "parser", "resolve_defaults", "check_options", "main", "sample",
+           "load_generator", "load_data", "build", "classifier_view", "evaluate", "evaluate_run",
+           "labelled_rows", "DATA_SETS", "RESUME_MAY_CHANGE"]
 
 DATA_SETS = ("digits", "mnist")
 NUM_CLASSES = 10
@@ -102,7 +105,8 @@ def parser(recipe: Recipe) -> argparse.ArgumentParser:
     def per_data(key: str) -> str:
         return f"default {d[key]}" + (f"; {small[key]} on the digits" if key in small else "")
 
-    p = ArgumentParser(description=recipe.doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=recipe.doc,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=DATA_SETS, default="digits",
                    help="digits (embedded, default) or mnist")
     p.add_argument("--data-dir", default=None, help="folder with the four MNIST files")
@@ -420,8 +424,6 @@ class _TimedStep:
         out = self.step(batch)
         self.seconds += time.perf_counter() - t0
         self.calls += 1
-        if self.step.d_updates < self.step.n_dis:
-            out.pop("loss_g", None)   # no generator update yet: the step reports NaN
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -534,14 +536,17 @@ def load_generator(recipe: Recipe, run: pathlib.Path | str, device: str = "cpu"
 def evaluate_run(recipe: Recipe, run: pathlib.Path | str, eval_samples: int | None = None,
                  device: str = "cpu") -> dict[str, Any]:
     """``evaluate`` on a run folder's newest checkpoint (its EMA weights when it kept them),
-    with the run's data and ``eval_samples`` (default: the run's ``--eval-samples``)."""
+    with the run's data and ``eval_samples`` (default: the run's ``--eval-samples``); the
+    generated samples' figures under ``"generated"``, beside ``"real_vs_real"``."""
     G, opts = load_generator(recipe, run, device)
     if eval_samples is not None:
         opts["eval_samples"] = eval_samples
     classifier = _classifier(opts)
     if classifier is None:
         raise ValueError(f"no classifier for {opts['data']}: cannot evaluate {run}")
-    return evaluate(G, opts, load_data(opts), classifier)
+    result = evaluate(G, opts, load_data(opts), classifier)
+    result["generated"] = result.pop("model")   # "model" names the model in `scratchgen eval`
+    return result
 
 
 def sample(recipe: Recipe, run: pathlib.Path | str, n: int, label: int | None = None,

@@ -9,9 +9,9 @@ The loss (Mao et al., eq. 2, with the 0-1 coding a = 0, b = c = 1, on D's raw ou
 
     L_D = 1/2 E_x[(l(x) - 1)^2] + 1/2 E_z[l(G(z))^2],     L_G = 1/2 E_z[(l(G(z)) - 1)^2]
 
-which for the optimal D makes G minimise a Pearson chi^2 divergence (their Sec. 3.2.2, for the
-coding b - c = 1, b - a = 2; the 0-1 coding performs the same in their experiments). Unlike the
-sigmoid cross-entropy, it keeps pulling generated samples that D already classifies as real
+which for the optimal D makes G minimise a Pearson chi^2 divergence (their Sec. 3.2, for the
+coding b - c = 1, b - a = 2; the 0-1 coding is the one the official code trains with). Unlike
+the sigmoid cross-entropy, it keeps pulling generated samples that D already classifies as real
 but that lie far from the data (their Fig. 1), instead of saturating.
 
 Settings: the networks are ``models.dcgan``'s (28x28: 128x7x7 -> 64x14x14 -> 1x28x28), as the
@@ -22,6 +22,12 @@ from the paper's eq. 2: ``tf.nn.l2_loss`` sums x^2 / 2 over the batch instead of
 its losses are 64 times ours; Adam is almost invariant to that scale, so the updates are nearly
 the same.
 
+On the embedded digits the defaults are ``--width 32 --batch-size 32``, 100 epochs:
+``scratchgen train lsgan --eval`` ran 4600 steps in 92 s; on the 297 test digits, "model
+(real-vs-real baseline)": FD 142.0 (87.3), classifier score 7.17 (9.83), precision 0.485
+(0.731), recall 0.865 (0.842), class-histogram KL to uniform 0.052 (0.011); lr 1e-3 trained
+stably there.
+
 Measured on a shared 2-core CPU (other jobs running): 181 s per MNIST epoch (937 steps of 64;
 0.193 s per step, timed over the first 100 steps of
 ``scratchgen train lsgan --data mnist --data-dir ../shared/data/mnist --steps 100``).
@@ -30,6 +36,7 @@ The shared recipe, its outputs and its evaluation are in ``examples/image_gan.py
 """
 from __future__ import annotations
 
+import argparse
 import pathlib
 from typing import Any
 
@@ -38,7 +45,7 @@ import numpy as np
 from scratchgen.examples import image_gan
 from scratchgen.models import dcgan
 
-__all__ = ["RECIPE", "DEFAULTS", "main", "sample", "build_networks"]
+__all__ = ["RECIPE", "parser", "DEFAULTS", "main", "sample", "evaluate", "build_networks"]
 
 #: The official LSGAN code's optimiser: Adam lr 1e-3, beta1 0.5, batch 64.
 DEFAULTS = {**dcgan.DEFAULTS, "d_loss": "lsgan", "g_loss": "lsgan", "lr_g": 1e-3, "lr_d": 1e-3,
@@ -57,6 +64,11 @@ RECIPE = image_gan.Recipe(
     epochs={"digits": 100, "mnist": 5}, digits={"batch_size": 32, "width": 32})
 
 
+def parser() -> argparse.ArgumentParser:
+    """This model's command line."""
+    return image_gan.parser(RECIPE)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     return image_gan.main(RECIPE, argv)
 
@@ -69,3 +81,15 @@ def sample(run: pathlib.Path, n: int, label: int | None = None, seed: int = 0,
 
 if __name__ == "__main__":
     main()
+
+
+def evaluate(run: pathlib.Path, device: str = "cpu", samples: int | None = None
+             ) -> dict[str, Any]:
+    """Frechet distance, KID, classifier score, precision and recall of the run's newest
+    checkpoint (its EMA weights when it kept them) against the test images, next to the
+    real-vs-real baseline; class accuracy for conditional models.
+
+    Args:
+        samples: how many samples to generate (default: the run's --eval-samples)
+    """
+    return image_gan.evaluate_run(RECIPE, run, samples, device)

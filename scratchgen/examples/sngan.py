@@ -22,6 +22,10 @@ left out. The networks and their sizes (28 = 7 x 2^2, 32 = 4 x 2^3, ...) are
 Each step of the run (and each batch of an epoch) is one discriminator update, so an epoch
 makes steps / 5 generator updates.
 
+On the embedded digits the defaults are ``--width 16 --batch-size 32``, 100 epochs (4600
+discriminator updates; 0.053 s per step, about 4 minutes); their sample quality was not
+measured.
+
 Measured on a shared 2-core CPU (other jobs running), seconds per MNIST epoch (937 steps of
 64, timed over the first 100 steps of ``scratchgen train sngan --data mnist --data-dir
 ../shared/data/mnist --steps 100``): 1350 s for the CNN (1.44 s per step), 1067 s for
@@ -40,7 +44,7 @@ import numpy as np
 from scratchgen.examples import image_gan
 from scratchgen.models import sngan
 
-__all__ = ["RECIPE", "main", "sample", "build_networks"]
+__all__ = ["RECIPE", "parser", "main", "sample", "evaluate", "build_networks"]
 
 
 def build_networks(opts: dict[str, Any]) -> tuple[sngan.SNGenerator, sngan.SNDiscriminator]:
@@ -62,7 +66,12 @@ RECIPE = image_gan.Recipe(
     name="sngan", title="SNGAN", doc=__doc__, build=build_networks,
     add_arguments=add_arguments,
     defaults={**sngan.DEFAULTS, "z_dim": 128, "width": 64, "batch_size": 64, "image_size": 28},
-    epochs={"digits": 200, "mnist": 10}, digits={"batch_size": 32, "width": 16})
+    epochs={"digits": 100, "mnist": 10}, digits={"batch_size": 32, "width": 16})
+
+
+def parser() -> argparse.ArgumentParser:
+    """This model's command line."""
+    return image_gan.parser(RECIPE)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -78,3 +87,15 @@ def sample(run: pathlib.Path, n: int, label: int | None = None, seed: int = 0,
 
 if __name__ == "__main__":
     main()
+
+
+def evaluate(run: pathlib.Path, device: str = "cpu", samples: int | None = None
+             ) -> dict[str, Any]:
+    """Frechet distance, KID, classifier score, precision and recall of the run's newest
+    checkpoint (its EMA weights when it kept them) against the test images, next to the
+    real-vs-real baseline; class accuracy for conditional models.
+
+    Args:
+        samples: how many samples to generate (default: the run's --eval-samples)
+    """
+    return image_gan.evaluate_run(RECIPE, run, samples, device)

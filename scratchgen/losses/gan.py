@@ -92,8 +92,9 @@ def generator_loss(fake_logits: Tensor, kind: str = "non-saturating") -> Tensor:
 def _input_gradient(D: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """grad_x sum_i l(x_i) (= each example's own gradient, the examples being independent
     through D), as a differentiable tensor of x's shape."""
-    x = x.detach().requires_grad_(True)
-    (g,) = sg.grad(D(x).sum(), x, create_graph=True)
+    with sg.enable_grad():     # a penalty is a gradient, even where the caller disabled them
+        x = x.detach().requires_grad_(True)
+        (g,) = sg.grad(D(x).sum(), x, create_graph=True)
     return g
 
 

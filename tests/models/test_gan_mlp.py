@@ -203,3 +203,20 @@ def test_mode_benchmark_runs_and_tabulates(tmp_path, capsys):
     assert (tmp_path / "pacgan4-ring.png").is_file()
     with pytest.raises(SystemExit, match="--configs nope: unknown config"):
         modes.main(["--configs", "nope", "--out", str(tmp_path)])
+
+
+def test_scratchgen_eval_gives_the_mode_coverage(tmp_path, capsys):
+    from scratchgen import cli
+
+    out = tmp_path / "run"
+    args = example.resolve(example.parser().parse_args(
+        _TINY + ["--data", "ring", "--steps", "20", "--out", str(out)]))
+    write_run_config(out, "gan", args)
+    example.train(args, out, progress=False)
+    capsys.readouterr()
+    assert cli.main(["eval", str(out), "--samples", "500"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == "gan" and result["data"] == "ring"
+    assert result["n_samples"] == 500 and result["num_modes"] == 8
+    assert 0 <= result["modes_captured"] <= 8
+    assert sum(result["per_mode_counts"]) == round(500 * result["high_quality_fraction"])

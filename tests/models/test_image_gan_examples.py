@@ -133,3 +133,20 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, name, argv, flag, val
     text = capsys.readouterr().err.strip() if isinstance(code, int) else str(code)
     assert code != 0 and flag in text and value in text and "\n" not in text, text
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_scratchgen_eval_on_a_gan_run(tmp_path, capsys):
+    if not _has_classifier():
+        pytest.skip("the digits classifier is not shipped in this checkout")
+    from scratchgen import cli
+
+    out = tmp_path / "dcgan"
+    _example("dcgan").main(TINY + ["--out", str(out)])
+    capsys.readouterr()
+    assert cli.main(["eval", str(out), "--samples", "64"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == "dcgan" and result["n"] == 64
+    for part in ("generated", "real_vs_real"):
+        assert result[part]["n_fake"] == 64 and result[part]["fd"] >= 0
+    # the untrained generator is far from the digits, the test images are not
+    assert result["generated"]["fd"] > 3 * result["real_vs_real"]["fd"]
