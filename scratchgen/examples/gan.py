@@ -425,6 +425,7 @@ def main(argv: list[str] | None = None) -> dict:
                                               if not isinstance(v, (list, dict))))
     else:
         save_image_grid(samples[:64], out / "samples.png", nrow=8, value_range=(0, 1),
+                        caption="64 samples G(z), z ~ N(0, I)",
                         scale=max(1, 64 // args.size))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     print(f"wrote {out / 'samples.png'}, {out / 'metrics.json'}")

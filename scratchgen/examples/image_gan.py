@@ -311,8 +311,11 @@ def sample_hook(step: GANTrainStep, z: sg.Tensor, y: np.ndarray | None, scale: i
     def on_sample(step_no: int, folder: pathlib.Path) -> None:
         with step.sampling() as G:
             images = gan_tools.generate(G, z, y)
+        caption = (f"the same latents after step {step_no}" + ("" if y is None else
+                   "; row k: class k"))
         save_image_grid(_host01(images), folder / f"step_{step_no:06d}.png", nrow=8,
-                        value_range=(0, 1), scale=scale)
+                        value_range=(0, 1), scale=scale, caption=caption,
+                        row_labels=None if y is None else [str(k) for k in range(len(y) // 8)])
     return on_sample
 
 
@@ -326,10 +329,15 @@ def draw_final_pictures(G: Any, opts: dict[str, Any], out: pathlib.Path, scale: 
         if gan_tools.is_conditional(G):
             grid = gan_tools.class_grid(G, per_class=10, truncation=t)
             save_image_grid(_host01(grid.reshape(-1, *grid.shape[2:])), out / "samples.png",
-                            nrow=10, value_range=(0, 1), scale=scale)
+                            nrow=10, value_range=(0, 1), scale=scale,
+                            caption="G(z, y): row k asks for class k, 10 latents each"
+                                    + (f", truncated at {t}" if t else ""),
+                            row_labels=[str(k) for k in range(grid.shape[0])])
         else:
             save_image_grid(_host01(gan_tools.sample(G, 64, truncation=t)), out / "samples.png",
-                            nrow=8, value_range=(0, 1), scale=scale)
+                            nrow=8, value_range=(0, 1), scale=scale,
+                            caption="64 samples G(z), z ~ N(0, I)"
+                                    + (f" truncated at {t}" if t else ""))
         like = next(iter(G.parameters()))
         z0, z1 = sample_latents(6, G.z_dim, like), sample_latents(6, G.z_dim, like)
         labels = np.arange(6) % G.num_classes if gan_tools.is_conditional(G) else None
