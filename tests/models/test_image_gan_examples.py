@@ -59,9 +59,12 @@ def test_cgan_projection_with_ema_one_row_per_class(tmp_path):
 
     out = tmp_path / "cgan"
     _example("cgan").main(TINY + ["--cond", "projection", "--ema", "0.9", "--out", str(out)])
+    from scratchgen.train.images import png_description
+
     with Image.open(out / "samples.png") as im:
         width, height = im.size
-    assert height == width                                # 10 classes x 10 columns
+    assert width > 10 * 28 and height > 10 * 28            # 10 classes x 10 columns, labelled
+    assert "row k asks for class k" in png_description(out / "samples.png")
     x = _example("cgan").sample(out, 4, label=7)
     assert x.shape == (4, 1, 28, 28)
     with pytest.raises(ValueError, match="--label 12: out of range for 10 classes"):
