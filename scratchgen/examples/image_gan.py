@@ -59,7 +59,7 @@ from scratchgen.train.options import (
 
 __all__ = ["Recipe", "parser", "resolve_defaults", "check_options", "main", "sample",
            "load_generator", "load_data", "build", "classifier_view", "evaluate", "evaluate_run",
-           "labelled_rows", "DATA_SETS", "RESUME_MAY_CHANGE"]
+           "labelled_rows", "entry_points", "DATA_SETS", "RESUME_MAY_CHANGE"]
 
 DATA_SETS = ("digits", "mnist")
 NUM_CLASSES = 10
@@ -571,3 +571,34 @@ def sample(recipe: Recipe, run: pathlib.Path | str, n: int, label: int | None = 
             raise ValueError(f"--label {label}: out of range for {k} classes (0..{k - 1})")
     with isolated_rng(seed):
         return _host01(gan_tools.sample(G, n, label, opts.get("truncation")))
+
+
+def entry_points(recipe: Recipe) -> tuple[Callable[..., Any], ...]:
+    """``parser, main, sample, evaluate`` of the example module of ``recipe``: what
+    ``scratchgen train``, ``scratchgen sample`` and ``scratchgen eval`` call."""
+    def parser_() -> argparse.ArgumentParser:
+        """This model's command line."""
+        return parser(recipe)
+
+    def main_(argv: list[str] | None = None) -> dict[str, Any]:
+        """Train, draw and (with --eval) measure; see the module docstring."""
+        return main(recipe, argv)
+
+    def sample_(run: pathlib.Path, n: int, label: int | None = None, seed: int = 0,
+                device: str = "cpu") -> np.ndarray:
+        """n samples of a run, float32 (n, 1, S, S) in [0, 1] (of class ``label`` for a
+        conditional run; 0, 1, ..., 9, 0, ... when it is None)."""
+        return sample(recipe, run, n, label, seed, device)
+
+    def evaluate_(run: pathlib.Path, device: str = "cpu", samples: int | None = None
+                  ) -> dict[str, Any]:
+        """Frechet distance, KID, classifier score, precision and recall of the run's newest
+        checkpoint (its EMA weights when it kept them) against the test images, next to the
+        real-vs-real baseline; class accuracy for conditional models.
+
+        Args:
+            samples: how many samples to generate (default: the run's --eval-samples)
+        """
+        return evaluate_run(recipe, run, samples, device)
+
+    return parser_, main_, sample_, evaluate_

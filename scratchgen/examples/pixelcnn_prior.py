@@ -97,7 +97,7 @@ from scratchgen.train.options import ArgumentParser, fraction, positive_float, p
 from scratchgen.examples.vq_vae import add_common_arguments, batched, load_images, load_vqvae
 
 __all__ = ["main", "parser", "build_prior", "PriorStep", "fit_prior", "validation_nll",
-           "sample"]
+           "sample", "evaluate"]
 
 
 def validation_nll(prior: PixelCNN, codes: np.ndarray, labels: np.ndarray | None = None,
@@ -473,6 +473,53 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
         with sg.no_grad():
             images = vqvae.decode(codes).numpy()
     return np.clip(images + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def evaluate(run: str | pathlib.Path, device: str = "cpu", images: int = 10000
+             ) -> dict[str, Any]:
+    """The prior's test cross-entropy of a ``pixelcnn-prior`` run, as its summary.json reports
+    it: ``"test_nats_per_code"`` (mean -log p(c_i | c_<i) over every position of the first
+    ``images`` test code maps, given their classes for a ``--conditional`` prior), with
+    ``"nats_per_image"`` (the same summed over a map), ``"uniform_nats_per_code"`` (ln K, a
+    prior that knows nothing), ``"num_codes"``, ``"images"``, ``"data"`` and ``"step"``. The
+    prior's weights are those ``sample`` uses (prior.npz when the run has finished, else the
+    newest checkpoint's). Deterministic: nothing is sampled.
+
+    Args:
+        images: test code maps to measure on (the first ones)
+    """
+    if images < 1:
+        raise ValueError(f"--images {images}: must be at least 1")
+    run = pathlib.Path(run)
+    opts = argparse.Namespace(**read_run_config(run, "pixelcnn-prior")["options"])
+    opts.device = device
+    state = load_run_state(run, device)
+    vq_path = pathlib.Path(opts.vqvae) if opts.vqvae else run / "vqvae" / "vqvae.npz"
+    vqvae, _ = load_vqvae(vq_path, device)
+    prior, _ = build_prior(opts, vqvae.num_embeddings)
+    if (run / "prior.npz").exists():
+        prior.load_state_dict(load(run / "prior.npz")["state"])
+    else:
+        prior.load_state_dict(state["modules"]["prior"])
+        if "ema" in state["extras"]:
+            ema = optim.EMA(prior, opts.ema, opts.ema_warmup)
+            ema.load_state_dict(state["extras"]["ema"])
+            ema.copy_to(prior)
+    xtr, _, xte, yte = load_images(opts.data, opts.data_dir, opts.size)
+    cte = None
+    codes_file = vq_path.parent / "codes.npz"
+    if codes_file.exists():   # the maps training used, unless they are of another data set
+        with np.load(codes_file) as z:
+            if len(z["train"]) == len(xtr) and len(z["test"]) == len(xte):
+                cte = z["test"][:images]
+    xte, yte = xte[:images], yte[:images]
+    if cte is None:
+        cte = batched(vqvae.encode, xte, device)
+    nats = validation_nll(prior, cte, yte if opts.conditional else None, device=device)
+    K = vqvae.num_embeddings
+    return {"test_nats_per_code": nats, "nats_per_image": nats * int(np.prod(cte.shape[1:])),
+            "uniform_nats_per_code": float(np.log(K)), "num_codes": K, "images": len(cte),
+            "data": opts.data, "step": int(state["step"])}
 
 
 if __name__ == "__main__":

@@ -32,10 +32,7 @@ The shared recipe, its outputs and its evaluation are in ``examples/image_gan.py
 from __future__ import annotations
 
 import argparse
-import pathlib
 from typing import Any
-
-import numpy as np
 
 from scratchgen.examples import image_gan
 from scratchgen.models import sagan
@@ -88,33 +85,7 @@ RECIPE = image_gan.Recipe(
     epochs={"digits": 60, "mnist": 5}, digits={"batch_size": 32, "width": 16})
 
 
-def parser() -> argparse.ArgumentParser:
-    """This model's command line."""
-    return image_gan.parser(RECIPE)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    return image_gan.main(RECIPE, argv)
-
-
-def sample(run: pathlib.Path, n: int, label: int | None = None, seed: int = 0,
-           device: str = "cpu") -> np.ndarray:
-    """n samples of a sagan run, float32 (n, 1, S, S) in [0, 1] (of class ``label`` for a
-    conditional run; 0, 1, ..., 9, 0, ... when it is None)."""
-    return image_gan.sample(RECIPE, run, n, label, seed, device)
-
+parser, main, sample, evaluate = image_gan.entry_points(RECIPE)
 
 if __name__ == "__main__":
     main()
-
-
-def evaluate(run: pathlib.Path, device: str = "cpu", samples: int | None = None
-             ) -> dict[str, Any]:
-    """Frechet distance, KID, classifier score, precision and recall of the run's newest
-    checkpoint (its EMA weights when it kept them) against the test images, next to the
-    real-vs-real baseline; class accuracy for conditional models.
-
-    Args:
-        samples: how many samples to generate (default: the run's --eval-samples)
-    """
-    return image_gan.evaluate_run(RECIPE, run, samples, device)

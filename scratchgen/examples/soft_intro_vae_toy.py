@@ -245,5 +245,41 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
         return model_samples(model, n).astype(np.float32)
 
 
+def evaluate(run: str | pathlib.Path, device: str = "cpu", samples: int | None = None
+             ) -> dict:
+    """Histogram divergences between real and generated points of a ``soft-intro-vae-toy``
+    run's newest checkpoint, as the run's metrics.json reports them (``scratchgen.metrics.toy``,
+    the run's ``--bins`` over its plot box): ``"kl_real_to_model"`` (nats, eps = 1e-10),
+    ``"jsd"`` (nats, at most log 2), ``"outside_fraction_model"`` (generated points outside the
+    box), ``"kl_code_convention"`` / ``"jsd_code_convention"`` (the official code's
+    ``calculate_sample_kl``), with ``"dataset"``, ``"samples"``, ``"bins"`` and ``"step"``. The
+    points are drawn from the run's seeds as training's end does, so the same options give the
+    same figures.
+
+    Args:
+        samples: real and generated points in each histogram (default: the run's
+            --eval-samples)
+    """
+    opts = argparse.Namespace(**read_run_config(run, "soft-intro-vae-toy")["options"])
+    n = opts.eval_samples if samples is None else samples
+    if n < 1:
+        raise ValueError(f"--samples {n}: must be at least 1")
+    opts.device = device
+    name = _ALIASES[opts.dataset.lower()]
+    half = _DATA[name][1]
+    state = load_run_state(run, device)
+    model = build_model(opts)
+    model.load_state_dict(state["modules"]["model"])
+    with isolated_rng(opts.seed + 12345):
+        fake = model_samples(model, n)
+    real = toy_points(name, n, seed=opts.seed + 777)
+    ours = sample_divergences(real, fake, bins=opts.bins, range=half, eps=1e-10)
+    code = soft_intro_vae_code_divergences(real, fake, bins=opts.bins, xy_range=(-half, half))
+    return {"kl_real_to_model": float(ours["kl"]), "jsd": float(ours["jsd"]),
+            "outside_fraction_model": float(ours["outside_fake"]),
+            "kl_code_convention": float(code["kl"]), "jsd_code_convention": float(code["jsd"]),
+            "dataset": name, "samples": n, "bins": opts.bins, "step": int(state["step"])}
+
+
 if __name__ == "__main__":
     main()

@@ -46,14 +46,15 @@ from scratchgen import optim
 from scratchgen.models.pixelcnn import PixelCNN
 from scratchgen.models.vq_vae2 import VQVAE2
 from scratchgen.serialization import load, save
-from scratchgen.train import MAY_CHANGE, given_options, isolated_rng, prepare_run_folder
+from scratchgen.train import MAY_CHANGE, given_options, isolated_rng, load_run_state
+from scratchgen.train import prepare_run_folder
 from scratchgen.train import read_run_config, save_image_grid
 from scratchgen.train.options import ArgumentParser, positive_float, positive_int
 
-from scratchgen.examples.pixelcnn_prior import fit_prior
+from scratchgen.examples.pixelcnn_prior import fit_prior, validation_nll
 from scratchgen.examples.vq_vae import add_common_arguments, batched, fit_vq, load_images
 
-__all__ = ["main", "parser", "build_model", "build_priors", "PRIOR_LR"]
+__all__ = ["main", "parser", "build_model", "build_priors", "PRIOR_LR", "sample", "evaluate"]
 
 PRIOR_LR = 1e-3  # Adam's learning rate for both priors (cosine-decayed to 0 over their epochs)
 
@@ -196,6 +197,57 @@ def sample(run: str | pathlib.Path, n: int, label: int | None = None, seed: int 
         images = model.sample(top_prior, bottom_prior, n, (size, size))
     images = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
     return np.clip(images + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def evaluate(run: str | pathlib.Path, device: str = "cpu", images: int = 10000
+             ) -> dict[str, Any]:
+    """Test figures of a finished ``vq-vae2`` run (its ``vqvae2.npz`` and ``priors.npz``) on
+    the first ``images`` test images, as its summary.json reports them:
+    ``"test_normalized_mse"`` (squared reconstruction error per pixel over the training images'
+    variance), ``"top_nats_per_code"`` (the top prior's -log p(c_top) per code of the test top
+    maps) and ``"bottom_nats_per_code"`` (the bottom prior's -log p(c_bottom | c_top) per code
+    of the test bottom maps, given their top maps), with ``"num_codes"``, ``"images"``,
+    ``"data"`` and ``"step"`` (the first stage's). Deterministic: nothing is sampled.
+
+    Args:
+        images: test images to measure on (the first ones)
+    """
+    if images < 1:
+        raise ValueError(f"--images {images}: must be at least 1")
+    run = pathlib.Path(run)
+    opts = argparse.Namespace(**read_run_config(run, "vq-vae2")["options"])
+    opts.device = device
+    for name in ("vqvae2.npz", "priors.npz"):
+        if not (run / name).exists():
+            raise ValueError(f"{run}: no {name} yet (it is written when the run has trained "
+                             "both stages)")
+    state = load_run_state(run, device)
+    blob = load(run / "vqvae2.npz")
+    model = VQVAE2(**blob["config"])
+    model.load_state_dict(blob["state"])
+    model.to(device).eval()
+    priors = load(run / "priors.npz")
+    top_prior, bottom_prior, _ = build_priors(opts, priors["num_codes"])
+    top_prior.load_state_dict(priors["top"])
+    bottom_prior.load_state_dict(priors["bottom"])
+    _, _, xte, _ = load_images(opts.data, opts.data_dir, opts.size)
+    xte = xte[:images]
+    variance = float(blob["config"]["data_variance"])
+    rec = batched(model.reconstruct, xte, device, batch=500)
+    tops, bottoms = [], []
+    with sg.no_grad():
+        for i in range(0, len(xte), 500):
+            t, b = model.encode(sg.tensor(xte[i:i + 500], device=device))
+            tops.append(sg.backend.to_device(t, "cpu"))
+            bottoms.append(sg.backend.to_device(b, "cpu"))
+    top_te, bot_te = np.concatenate(tops), np.concatenate(bottoms)
+    return {"test_normalized_mse": float(((rec - xte) ** 2).mean() / variance),
+            "top_nats_per_code": validation_nll(top_prior, top_te, device=device),
+            "bottom_nats_per_code": validation_nll(bottom_prior, bot_te, cond=top_te,
+                                                   device=device,
+                                                   make_cond=model.bottom_condition),
+            "num_codes": int(priors["num_codes"]), "images": len(xte), "data": opts.data,
+            "step": int(state["step"])}
 
 
 if __name__ == "__main__":

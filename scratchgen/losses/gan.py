@@ -41,7 +41,7 @@ them to L_D trains D through a double backward:
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import scratchgen as sg
 import scratchgen.functional as F

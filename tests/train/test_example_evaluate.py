@@ -129,3 +129,82 @@ def test_eval_flags_come_from_the_signature(tmp_path, capsys, monkeypatch):
     module.evaluate = lambda step, args, seed: {}
     code, out, err = _eval(capsys, tmp_path)
     assert code == 2 and "evaluating 'fake-gan' runs is not supported" in err
+
+
+def _finished_run(tmp_path, name, args):
+    import importlib
+
+    module = importlib.import_module(f"scratchgen.examples.{cli.MODELS[name][0]}")
+    module.main(args + ["--out", str(tmp_path)])
+    return module
+
+
+def _json_of(capsys, run, *flags):
+    code, out, err = _eval(capsys, run, *flags)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert all(np.isfinite(v) for v in result.values() if isinstance(v, float)), result
+    # deterministic: the same options give the same figures
+    assert _eval(capsys, run, *flags)[1] == out
+    return result
+
+
+def test_eval_pixelcnn_prior(tmp_path, capsys):
+    _finished_run(tmp_path, "pixelcnn-prior",
+                  ["--epochs", "1", "--size", "8", "--vqvae-epochs", "1", "--channels", "8",
+                   "--layers", "2", "--first-kernel", "3"])
+    capsys.readouterr()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    result = _json_of(capsys, tmp_path)
+    assert {"test_nats_per_code", "nats_per_image", "uniform_nats_per_code", "num_codes",
+            "images", "data", "step"} <= set(result)
+    assert result["model"] == "pixelcnn-prior" and result["step"] > 0
+    # every test map: the figure training reported, at most a little above ln K
+    assert result["test_nats_per_code"] == pytest.approx(summary["test_nats_per_code"],
+                                                         rel=1e-6)
+    assert 0 < result["test_nats_per_code"] < 1.2 * result["uniform_nats_per_code"]
+    part = _json_of(capsys, tmp_path, "--images", "20")
+    assert part["images"] == 20 and part["nats_per_image"] == pytest.approx(
+        part["test_nats_per_code"] * 4)
+
+
+def test_eval_vq_vae2(tmp_path, capsys):
+    _finished_run(tmp_path, "vq-vae2",
+                  ["--epochs", "1", "--size", "8", "--hidden", "8", "--num-embeddings", "8",
+                   "--prior-epochs", "1", "--prior-channels", "8", "--prior-layers", "2"])
+    capsys.readouterr()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    result = _json_of(capsys, tmp_path)
+    assert {"test_normalized_mse", "top_nats_per_code", "bottom_nats_per_code", "num_codes",
+            "images", "data", "step"} <= set(result)
+    assert result["model"] == "vq-vae2" and result["step"] > 0
+    assert result["test_normalized_mse"] == pytest.approx(summary["test_normalized_mse"],
+                                                          rel=1e-5)
+    assert 0 < result["test_normalized_mse"] < 5
+    for level in ("top", "bottom"):
+        assert result[f"{level}_nats_per_code"] == pytest.approx(
+            summary[f"{level}_prior"][-1]["val_nats_per_code"], rel=1e-5)
+        assert 0 < result[f"{level}_nats_per_code"] < 1.5 * np.log(result["num_codes"])
+    assert _json_of(capsys, tmp_path, "--images", "20")["images"] == 20
+
+
+def test_eval_soft_intro_vae_toy(tmp_path, capsys):
+    _finished_run(tmp_path, "soft-intro-vae-toy",
+                  ["--steps", "4", "--vae-warmup", "2", "--hidden", "16", "--batch-size", "64",
+                   "--pool", "512", "--eval-samples", "512", "--grid", "10"])
+    capsys.readouterr()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    result = _json_of(capsys, tmp_path)
+    assert {"kl_real_to_model", "jsd", "outside_fraction_model", "kl_code_convention",
+            "jsd_code_convention", "dataset", "samples", "bins", "step"} <= set(result)
+    assert result["model"] == "soft-intro-vae-toy" and result["step"] == 4
+    assert result["samples"] == 512 and result["dataset"] == "ring"
+    # the run's own seeds and sample count: the figures of its metrics.json
+    for key in ("kl_real_to_model", "jsd", "kl_code_convention", "jsd_code_convention"):
+        assert result[key] == pytest.approx(metrics[key], rel=1e-9)
+    assert result["kl_real_to_model"] >= 0 and 0 <= result["jsd"] <= np.log(2) + 1e-9
+    assert 0 <= result["outside_fraction_model"] <= 1
+    fewer = _json_of(capsys, tmp_path, "--samples", "300")
+    assert fewer["samples"] == 300 and 0 <= fewer["jsd"] <= np.log(2) + 1e-9
