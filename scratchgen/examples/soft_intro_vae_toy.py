@@ -257,8 +257,8 @@ def evaluate(run: str | pathlib.Path, device: str = "cpu", samples: int | None =
     same figures.
 
     Args:
-        samples: real and generated points in each histogram (default: the run's
-            --eval-samples)
+        samples: real and generated points in each histogram; None: the run's
+            --eval-samples
     """
     opts = argparse.Namespace(**read_run_config(run, "soft-intro-vae-toy")["options"])
     n = opts.eval_samples if samples is None else samples
