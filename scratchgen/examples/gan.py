@@ -95,8 +95,7 @@ from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
 from scratchgen.data.toy import ToySet, toy_dataset
 from scratchgen.metrics.modes import MODE_SETTINGS, mode_setting, setting_coverage
 from scratchgen.models.gan import MLPDiscriminator, MLPGenerator
-from scratchgen.models.gan_training import GANTrainStep, sample_latents
-from scratchgen.optim import EMA
+from scratchgen.models.gan_training import GANTrainStep, restore_generator, sample_latents
 from scratchgen.optim.lr_scheduler import LinearDecayLR
 from scratchgen.train import (
     Trainer, load_run_state, read_run_config, save_image_grid, scatter_2d, write_run_config,
@@ -443,13 +442,7 @@ def sample(run: pathlib.Path, n: int, label: int | None = None, seed: int = 0,
     opts = dict(read_run_config(run, "gan")["options"])
     opts["device"] = device
     G, _ = build_networks(opts)
-    state = load_run_state(run, device)
-    G.load_state_dict(state["modules"]["generator"])
-    if opts.get("ema"):
-        ema = EMA(G, opts["ema"])
-        ema.load_state_dict(state["train_step"]["ema"])
-        ema.copy_to(G)
-    G.eval()
+    restore_generator(G, load_run_state(run, device), opts.get("ema"))
     with isolated_rng(seed):
         return generate(G, n, opts.get("truncation"))
 

@@ -1,4 +1,5 @@
-"""The recipe every image GAN example shares: data, training, pictures, evaluation, sampling.
+"""The recipe every image GAN example shares: options, data, training, sampling (the pictures and
+the evaluation are in ``image_gan_outputs``).
 
 Each model's example (``dcgan``, ``cgan``, ``lsgan``, ``wgan_gp``, ``sngan``, ``sagan``) is a
 ``Recipe``: its name, its defaults (losses, Adam settings, n_dis, sizes) and how to build its
@@ -46,11 +47,14 @@ import numpy as np
 import scratchgen as sg
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models import gan_tools
-from scratchgen.models.gan_training import GANTrainStep, sample_latents
-from scratchgen.optim import EMA
+from scratchgen.models.gan_training import GANTrainStep, restore_generator
 from scratchgen.train import (
     MAY_CHANGE, RunError, Trainer, given_options, isolated_rng, load_run_state, plot_curves,
-    prepare_run_folder, read_metrics, read_run_config, save_image_grid, save_png, to_grid,
+    prepare_run_folder, read_metrics, read_run_config,
+)
+from scratchgen.examples.image_gan_outputs import (
+    classifier_for, classifier_view, draw_final_pictures, evaluate, fixed_latents,
+    host_images01, labelled_rows, print_evaluation, sample_hook,
 )
 from scratchgen.train.options import (
     ArgumentParser, add_run_options, data_errors, device, fraction, nonnegative_int,
@@ -213,212 +217,6 @@ def load_data(opts: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return xtr, ytr.astype(np.int64), xte, yte.astype(np.int64)
 
 
-def classifier_view(images01: np.ndarray, opts: dict[str, Any]) -> np.ndarray:
-    """Images in [0, 1] as the shipped classifiers read them: 28x28 (MNIST at 32 cropped back,
-    digits at another size resampled bilinearly with Pillow)."""
-    x = np.asarray(images01, dtype=np.float32)
-    s = x.shape[-1]
-    if s == 28:
-        return x
-    if opts["data"] == "mnist" and s == 32:
-        return x[..., 2:30, 2:30]
-    from PIL import Image
-
-    bilinear = getattr(Image, "Resampling", Image).BILINEAR
-    out = np.empty((x.shape[0], 1, 28, 28), dtype=np.float32)
-    for i, img in enumerate(x[:, 0]):
-        out[i, 0] = np.asarray(Image.fromarray(img).resize((28, 28), bilinear))
-    return np.clip(out, 0.0, 1.0)
-
-
-def _classifier(opts: dict[str, Any]) -> Any:
-    """The shipped LeNet for the data set, or None when its weights are not installed."""
-    try:
-        from scratchgen.metrics.classifier import pretrained_classifier
-        return pretrained_classifier(opts["data"], opts.get("device", "cpu"))
-    except (ImportError, FileNotFoundError, ValueError) as exc:
-        print(f"no classifier for {opts['data']} ({str(exc).splitlines()[0]}): "
-              "skipping what needs one")
-        return None
-
-
-# ---- pictures ---------------------------------------------------------------------------------
-
-def _host01(images: Any) -> np.ndarray:
-    """G's [-1, 1] images as a host float32 array in [0, 1]."""
-    return gan_tools.to_unit(images).numpy().astype(np.float32)
-
-
-def _font(size: int) -> Any:
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: the fixed bitmap font only
-        return ImageFont.load_default()
-
-
-def labelled_rows(rows: list[tuple[str, np.ndarray]], path: pathlib.Path, title: str = "",
-                  scale: int = 2, padding: int = 2) -> pathlib.Path:
-    """A picture of image rows, each with its label written on the left and a title on top:
-    ``rows`` = [(label, images (K, C, H, W) in [0, 1])]; rows may differ in length."""
-    from PIL import Image, ImageDraw
-
-    font = _font(14)
-    strips = [to_grid(imgs, nrow=len(imgs), padding=padding, value_range=(0, 1), scale=scale)
-              for _, imgs in rows]
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-
-    def text_size(text: str) -> tuple[int, int]:
-        left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
-        return right - left, bottom - top
-
-    label_w = max([text_size(lab)[0] for lab, _ in rows] + [0]) + 12
-    title_h = text_size(title)[1] + 14 if title else 4
-    width = max(label_w + max(s.shape[1] for s in strips) + 4,
-                text_size(title)[0] + 12 if title else 0)
-    height = title_h + sum(s.shape[0] for s in strips) + 4
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    if title:
-        draw.text((6, 5), title, fill=(0, 0, 0), font=font)
-    y = title_h
-    for (label, _), strip in zip(rows, strips):
-        tile = Image.fromarray(strip if strip.shape[2] == 3 else np.repeat(strip, 3, axis=2))
-        canvas.paste(tile, (label_w, y))
-        th = text_size(label)[1]
-        draw.text((6, y + (strip.shape[0] - th) // 2 - 2), label, fill=(0, 0, 0), font=font)
-        y += strip.shape[0]
-    return save_png(np.asarray(canvas), path)
-
-
-def fixed_latents(G: Any, opts: dict[str, Any]) -> tuple[sg.Tensor, np.ndarray | None]:
-    """The latents of the grids in samples/: 64 (8 a row), or for a conditional model 8 latents
-    drawn as each of the 10 classes (one row per class); drawn from their own generator."""
-    rng = np.random.default_rng(opts["seed"] + 12345)
-    cond = gan_tools.is_conditional(G)
-    n = 8 if cond else 64
-    z = rng.standard_normal((n, G.z_dim)).astype(np.float32)
-    if not cond:
-        return sg.tensor(z, device=opts["device"]), None
-    k = G.num_classes
-    return sg.tensor(np.tile(z, (k, 1)), device=opts["device"]), np.repeat(np.arange(k), n)
-
-
-def sample_hook(step: GANTrainStep, z: sg.Tensor, y: np.ndarray | None, scale: int
-                ) -> Callable[[int, pathlib.Path], None]:
-    """The Trainer's ``on_sample``: G (EMA weights if any) at the fixed latents, 8 a row."""
-    def on_sample(step_no: int, folder: pathlib.Path) -> None:
-        with step.sampling() as G:
-            images = gan_tools.generate(G, z, y)
-        caption = (f"the same latents after step {step_no}" + ("" if y is None else
-                   "; row k: class k"))
-        save_image_grid(_host01(images), folder / f"step_{step_no:06d}.png", nrow=8,
-                        value_range=(0, 1), scale=scale, caption=caption,
-                        row_labels=None if y is None else [str(k) for k in range(len(y) // 8)])
-    return on_sample
-
-
-def draw_final_pictures(G: Any, opts: dict[str, Any], out: pathlib.Path, scale: int,
-                        classifier: Any) -> dict[str, Any]:
-    """samples.png, interpolation.png and (unconditional, with a classifier) arithmetic.png;
-    returns what the arithmetic found."""
-    t = opts["truncation"]
-    found: dict[str, Any] = {}
-    with isolated_rng(opts["seed"] + 1):
-        if gan_tools.is_conditional(G):
-            grid = gan_tools.class_grid(G, per_class=10, truncation=t)
-            save_image_grid(_host01(grid.reshape(-1, *grid.shape[2:])), out / "samples.png",
-                            nrow=10, value_range=(0, 1), scale=scale,
-                            caption="G(z, y): row k asks for class k, 10 latents each"
-                                    + (f", truncated at {t}" if t else ""),
-                            row_labels=[str(k) for k in range(grid.shape[0])])
-        else:
-            save_image_grid(_host01(gan_tools.sample(G, 64, truncation=t)), out / "samples.png",
-                            nrow=8, value_range=(0, 1), scale=scale,
-                            caption="64 samples G(z), z ~ N(0, I)"
-                                    + (f" truncated at {t}" if t else ""))
-        like = next(iter(G.parameters()))
-        z0, z1 = sample_latents(6, G.z_dim, like), sample_latents(6, G.z_dim, like)
-        labels = np.arange(6) % G.num_classes if gan_tools.is_conditional(G) else None
-        paths = {m: _host01(gan_tools.interpolate(G, z0, z1, 10, m, labels))
-                 for m in gan_tools.INTERPOLATIONS}
-        rows = []
-        for i in range(6):
-            rows += [("linear", paths["linear"][i]), ("spherical", paths["spherical"][i])]
-        labelled_rows(rows, out / "interpolation.png", "z0 -> z1: straight line, then great "
-                      "circle (slerp)", scale=scale)
-        if classifier is not None and not gan_tools.is_conditional(G):
-            try:
-                res = gan_tools.latent_arithmetic(
-                    G, classifier, opts["equation"], candidates=2000, truncation=t,
-                    preprocess=lambda x: sg.tensor(classifier_view(_host01(x), opts),
-                                                   device=opts["device"]))
-            except ValueError as exc:
-                print(f"latent arithmetic skipped: {exc}")
-                found["arithmetic"] = {"equation": opts["equation"], "skipped": str(exc)}
-            else:
-                rows = []
-                for (s, c), group, mean in zip(res.terms, res.group_images.numpy(),
-                                               res.mean_images.numpy()):
-                    # a white tile (the grid's padding colour) sets the mean apart
-                    gap = np.ones_like(mean[None])
-                    both = np.concatenate([group, gap, mean[None]], axis=0)
-                    rows.append((f"{'-' if s < 0 else '+'} {c}", _host01(both)))
-                rows.append(("=", _host01(res.result_images)))
-                classes = " ".join(map(str, res.result_classes))
-                title = (f"{res.title}: {res.group_images.shape[1]} samples and the mean z of "
-                         f"each class; result (+ {len(res.result_classes) - 1} jittered) read "
-                         f"as {classes}")
-                labelled_rows(rows, out / "arithmetic.png", title, scale=scale)
-                found["arithmetic"] = {"equation": res.equation,
-                                       "result_classes": res.result_classes,
-                                       "candidate_class_counts": res.counts}
-    return found
-
-
-# ---- evaluation -------------------------------------------------------------------------------
-
-def evaluate(G: Any, opts: dict[str, Any], data: tuple[np.ndarray, ...], classifier: Any
-             ) -> dict[str, Any]:
-    """Metrics of G's samples against the test images, next to those of as many training
-    images (the real-vs-real baseline); see the module docstring."""
-    from scratchgen.metrics.features import class_accuracy, image_metrics
-
-    xtr, ytr, xte, yte = data
-    n = min(opts["eval_samples"], len(xte), len(xtr))
-    rng = np.random.default_rng(opts["seed"] + 7)
-    real = classifier_view(xte[rng.choice(len(xte), n, replace=False)] if n < len(xte)
-                           else xte, opts)
-    train = classifier_view(xtr[rng.choice(len(xtr), n, replace=False)], opts)
-    cond = gan_tools.is_conditional(G)
-    with isolated_rng(opts["seed"] + 2):
-        labels = np.arange(n) % G.num_classes if cond else None
-        fake = classifier_view(_host01(gan_tools.sample(G, n, labels)), opts)
-    t0 = time.perf_counter()
-    result = {"n": n, "classifier": opts["data"],
-              "model": image_metrics(real, fake, classifier, seed=opts["seed"]),
-              "real_vs_real": image_metrics(real, train, classifier, seed=opts["seed"])}
-    if cond:
-        result["class_accuracy"] = class_accuracy(fake, labels, classifier)
-        result["class_accuracy_real_test"] = class_accuracy(classifier_view(xte, opts), yte,
-                                                            classifier)
-    result["seconds"] = time.perf_counter() - t0
-    return result
-
-
-def _print_eval(ev: dict[str, Any]) -> None:
-    m, r = ev["model"], ev["real_vs_real"]
-    print(f"evaluation on {ev['n']} samples ({ev['classifier']} classifier's features); "
-          "model | real-vs-real:")
-    for key in ("fd", "kid_mean", "classifier_score", "precision", "recall",
-                "fake_class_kl_uniform"):
-        print(f"  {key:22s} {m[key]:10.4f} | {r[key]:10.4f}")
-    if "class_accuracy" in ev:
-        print(f"  {'class accuracy':22s} {ev['class_accuracy']:10.4f} | "
-              f"{ev['class_accuracy_real_test']:10.4f} (classifier on the test set)")
-
-
 # ---- training ---------------------------------------------------------------------------------
 
 class _TimedStep:
@@ -509,12 +307,12 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> dict[str, Any]:
     if curves:
         plot_curves(curves, out / "losses.png", title=f"{recipe.title} losses")
     # the evaluation and (for an unconditional G) the latent arithmetic read the classifier
-    classifier = _classifier(opts) if do_eval or not conditional else None
+    classifier = classifier_for(opts) if do_eval or not conditional else None
     with step.sampling() as G_eval:
         metrics.update(draw_final_pictures(G_eval, opts, out, scale, classifier))
         if do_eval and classifier is not None:
             metrics["eval"] = evaluate(G_eval, opts, data, classifier)
-            _print_eval(metrics["eval"])
+            print_evaluation(metrics["eval"])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     wrote = [n for n in ("samples.png", "interpolation.png", "arithmetic.png", "losses.png",
                          "metrics.json") if (out / n).exists()]
@@ -531,13 +329,7 @@ def load_generator(recipe: Recipe, run: pathlib.Path | str, device: str = "cpu"
     opts = dict(read_run_config(run, recipe.name)["options"])
     opts["device"] = device
     G, _ = build(recipe, opts)
-    state = load_run_state(run, device)
-    G.load_state_dict(state["modules"]["generator"])
-    if opts.get("ema"):
-        ema = EMA(G, opts["ema"])
-        ema.load_state_dict(state["train_step"]["ema"])
-        ema.copy_to(G)
-    G.eval()
+    restore_generator(G, load_run_state(run, device), opts.get("ema"))
     return G, opts
 
 
@@ -549,7 +341,7 @@ def evaluate_run(recipe: Recipe, run: pathlib.Path | str, eval_samples: int | No
     G, opts = load_generator(recipe, run, device)
     if eval_samples is not None:
         opts["eval_samples"] = eval_samples
-    classifier = _classifier(opts)
+    classifier = classifier_for(opts)
     if classifier is None:
         raise ValueError(f"no classifier for {opts['data']}: cannot evaluate {run}")
     result = evaluate(G, opts, load_data(opts), classifier)
@@ -570,7 +362,7 @@ def sample(recipe: Recipe, run: pathlib.Path | str, n: int, label: int | None = 
         if not 0 <= label < k:
             raise ValueError(f"--label {label}: out of range for {k} classes (0..{k - 1})")
     with isolated_rng(seed):
-        return _host01(gan_tools.sample(G, n, label, opts.get("truncation")))
+        return host_images01(gan_tools.sample(G, n, label, opts.get("truncation")))
 
 
 def entry_points(recipe: Recipe) -> tuple[Callable[..., Any], ...]:

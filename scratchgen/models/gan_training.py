@@ -34,7 +34,8 @@ from scratchgen.autograd import Tensor
 from scratchgen.losses import gan
 from scratchgen.optim import EMA, Adam
 
-__all__ = ["GANTrainStep", "sample_latents", "sample_labels", "split_batch"]
+__all__ = ["GANTrainStep", "sample_latents", "sample_labels", "split_batch",
+           "restore_generator"]
 
 
 def sample_latents(n: int, z_dim: int, like: Tensor, truncation: float | None = None) -> Tensor:
@@ -255,3 +256,16 @@ class GANTrainStep:
         self.opt_d.load_state_dict(state["opt_d"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
+
+
+def restore_generator(generator: nn.Module, trainer_state: dict[str, Any],
+                      ema_decay: float | None = None) -> nn.Module:
+    """Load a Trainer checkpoint of a ``GANTrainStep`` run into ``generator``: its weights
+    (``modules["generator"]``), then, when the run kept an EMA (``ema_decay``), the averaged
+    weights, which are the ones a finished GAN is sampled and evaluated with; eval mode."""
+    generator.load_state_dict(trainer_state["modules"]["generator"])
+    if ema_decay:
+        ema = EMA(generator, ema_decay)
+        ema.load_state_dict(trainer_state["train_step"]["ema"])
+        ema.copy_to(generator)
+    return generator.eval()

@@ -67,7 +67,7 @@ from scratchgen import backend
 from scratchgen.autograd import Tensor
 from scratchgen.models.sngan import (
     DBlock, GBlock, OptimizedDBlock, check_images, check_labels, check_latents, conv,
-    feature_sizes, glorot, positive_int,
+    feature_sizes, glorot, positive_int, projection_logit,
 )
 
 __all__ = ["DEFAULTS", "SAGenerator", "SADiscriminator", "SelfAttention",
@@ -228,11 +228,8 @@ class SADiscriminator(nn.Module):
     def forward(self, x: Tensor, y: Any = None) -> Tensor:
         check_images(x, self.channels, self.image_size)
         check_labels(y, x.shape[0], self.num_classes)
-        phi = self._features(x)
-        logit = F.reshape(self.linear(phi), (x.shape[0],))         # psi(phi(x))
-        if self.num_classes is not None:
-            logit = logit + F.sum(self.embed(y) * phi, axis=1)     # + y^T V phi(x)
-        return logit
+        embed = self.embed if self.num_classes is not None else None
+        return projection_logit(self._features(x), self.linear, embed, y)
 
     def extra_repr(self) -> str:
         return (f"image_size={self.image_size}, channels={self.channels}, width={self.width}, "

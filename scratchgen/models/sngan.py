@@ -82,7 +82,7 @@ from scratchgen.autograd import Tensor
 from scratchgen.nn import init
 
 __all__ = ["DEFAULTS", "SNGenerator", "SNDiscriminator", "GBlock", "DBlock",
-           "OptimizedDBlock", "feature_sizes"]
+           "OptimizedDBlock", "feature_sizes", "projection_logit"]
 
 #: ``GANTrainStep`` settings of the official CIFAR-10 runs (hinge loss, Adam 2e-4, betas
 #: (0, 0.9), five discriminator updates per generator update): ``GANTrainStep(G, D,
@@ -339,6 +339,15 @@ class SNGenerator(nn.Module):
 
 # ---- the discriminator ---------------------------------------------------------------------------
 
+def projection_logit(phi: Tensor, linear: nn.Module, embed: nn.Module | None, y: Any) -> Tensor:
+    """The projection discriminator's logit (Miyato & Koyama 2018, eq. 3) on features phi (N, d):
+    psi(phi) + <V_y, phi>, or psi(phi) alone when ``embed`` is None (unconditional)."""
+    logit = F.reshape(linear(phi), (phi.shape[0],))                # psi(phi(x))
+    if embed is not None:
+        logit = logit + F.sum(embed(y) * phi, axis=1)              # + y^T V phi(x)
+    return logit
+
+
 class SNDiscriminator(nn.Module):
     """logit = D(x) or D(x, y), shape (N,), every weight spectrally normalised (eq. 8).
 
@@ -401,11 +410,8 @@ class SNDiscriminator(nn.Module):
     def forward(self, x: Tensor, y: Any = None) -> Tensor:
         check_images(x, self.channels, self.image_size)
         check_labels(y, x.shape[0], self.num_classes)
-        phi = self._features(x)
-        logit = F.reshape(self.linear(phi), (x.shape[0],))         # psi(phi(x))
-        if self.num_classes is not None:
-            logit = logit + F.sum(self.embed(y) * phi, axis=1)     # + y^T V phi(x)
-        return logit
+        embed = self.embed if self.num_classes is not None else None
+        return projection_logit(self._features(x), self.linear, embed, y)
 
     def extra_repr(self) -> str:
         return (f"image_size={self.image_size}, channels={self.channels}, width={self.width}, "
