@@ -99,7 +99,8 @@ def _sample(args: argparse.Namespace) -> int:
     import numpy
 
     from scratchgen.serialization import atomic_write
-    from scratchgen.train.images import save_image_grid, scatter_2d
+    from scratchgen.train.images import save_image_grid
+    from scratchgen.train.plots import scatter_2d
 
     out = pathlib.Path(args.out)
     if out.suffix not in (".png", ".npy"):

@@ -19,7 +19,7 @@ What to look for:
   samples of the model; for the AE the same recipe is meaningless -- nothing told its codes
   to follow N(0, I) -- so it is not a generative model.
 
-The scatter plots are drawn by ``train.images.scatter_2d``. ``summary.json`` records both
+The scatter plots are drawn by ``train.plots.scatter_2d``. ``summary.json`` records both
 models' test reconstruction loss (the VAE's also its -ELBO) and their code statistics. Each
 model's Trainer folder (``ae/``, ``vae/``: log and checkpoint) is inside ``--out``, beside
 ``config.json``; ``--resume`` continues both.

@@ -19,8 +19,10 @@ write files for the user.
   ``curves_image``, ``bar_chart``, ``scatter_2d``, ``density_plot``.
 """
 from scratchgen.train.images import (  # noqa: F401
-    bar_chart, curves_image, density_plot, label_grid, plot_curves, png_description,
-    save_image_grid, save_interpolation_strip, save_png, scatter_2d, to_grid,
+    label_grid, png_description, save_image_grid, save_interpolation_strip, save_png, to_grid,
+)
+from scratchgen.train.plots import (  # noqa: F401
+    bar_chart, curves_image, density_plot, plot_curves, scatter_2d,
 )
 from scratchgen.train.best import BestWeights  # noqa: F401
 from scratchgen.train.checkpoint import (  # noqa: F401

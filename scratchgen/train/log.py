@@ -10,7 +10,7 @@
   results (``{"eval": {...}}``) go in the same file. Non-finite numbers are written as
   ``null`` so that every line is strict JSON.
 - ``read_metrics``: the log back as ``{name: [(step, value), ...]}``, ready for
-  ``images.plot_curves``.
+  ``plots.plot_curves``.
 """
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ import pathlib
 from typing import Any, Mapping
 
 from scratchgen.serialization import atomic_write
-from scratchgen.train.images import curves_image, png_description
+from scratchgen.train.images import png_description
+from scratchgen.train.plots import curves_image
 from scratchgen.train.log import read_metrics
 from scratchgen.train.run import CONFIG_NAME, read_run_config
 

@@ -12,7 +12,7 @@ import scratchgen as sg
 from scratchgen.train import (
     density_plot, plot_curves, save_image_grid, save_interpolation_strip, scatter_2d, to_grid,
 )
-from scratchgen.train.images import _linear_ticks, _log_ticks
+from scratchgen.train.axes import _linear_ticks, _log_ticks
 
 
 def _open(path):
@@ -87,7 +87,7 @@ def test_plot_curves_edge_cases(tmp_path, series, log_y):
 
 
 def test_plot_curves_draws_each_series_in_its_colour(tmp_path):
-    from scratchgen.train.images import PALETTE
+    from scratchgen.train.plots import PALETTE
 
     im = _open(plot_curves({"a": [(0, 0), (10, 1)], "b": [(0, 1), (10, 0)],
                             "neg": [(0, -1.0), (10, 5.0)]}, tmp_path / "c.png", log_y=False))
@@ -155,7 +155,7 @@ def test_captions_and_headers_say_what_a_grid_shows(tmp_path):
 
 
 def test_bar_chart(tmp_path):
-    from scratchgen.train.images import bar_chart
+    from scratchgen.train.plots import bar_chart
 
     counts = np.array([5000, 0, 3, 40, 0, 1])
     im = _open(bar_chart(counts, tmp_path / "b.png", title="code use", xlabel="code index k",
