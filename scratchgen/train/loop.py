@@ -46,7 +46,6 @@ import os
 import pathlib
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
@@ -58,6 +57,7 @@ from scratchgen.train.checkpoint import (
     restore_rng_state, save_checkpoint,
 )
 from scratchgen.train.images import save_image_grid
+from scratchgen.train.interrupts import NonFiniteLossError, TrainingInterrupted, _SignalGuard
 from scratchgen.train.log import MetricsLog, ProgressLine, RunningMeans, as_float
 
 __all__ = ["Trainer", "FitResult", "History", "TrainingInterrupted", "NonFiniteLossError",
@@ -97,32 +97,6 @@ def _named(objects: Any, what: str) -> dict[str, Any]:
     return named
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """What ``Trainer.fit`` raises after Ctrl-C (SIGINT) or SIGTERM, once it has saved the
-    checkpoint. ``str(exc)`` is a one-line message (the step, the checkpoint, how to
-    continue); ``signum`` is the signal (SIGINT also for a ``KeyboardInterrupt`` raised by the
-    train step itself); ``checkpoint`` is the file written (``None`` without an out_dir)."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT,
-                 checkpoint: pathlib.Path | None = None) -> None:
-        super().__init__(message)
-        self.signum = int(signum)
-        self.checkpoint = checkpoint
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A value returned by the train step was NaN or infinite. ``step`` is the step that
-    produced it (1-based), ``losses`` all the values of that step, ``checkpoint`` the last
-    checkpoint written (whose weights came from finite steps), or ``None``."""
-
-    def __init__(self, message: str, step: int, losses: dict[str, float],
-                 checkpoint: pathlib.Path | None) -> None:
-        super().__init__(message)
-        self.step = step
-        self.losses = losses
-        self.checkpoint = checkpoint
-
-
 class History(list):
     """A list of rows (one per epoch, say) that a Trainer checkpoints as one of its
     ``extras``, so that a resumed run's summary holds the rows of every session, not just the
@@ -133,38 +107,6 @@ class History(list):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self[:] = list(state["rows"])
-
-
-_SIGNALS = ("SIGINT", "SIGTERM")
-
-
-class _SignalGuard:
-    """Turns the first Ctrl-C (SIGINT) or SIGTERM into a request the loop honours after the
-    current step (so the checkpoint it then writes is of a whole step); a second one
-    interrupts at once."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.requested: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested is not None:
-            raise TrainingInterrupted("interrupted", signum)
-        self.requested = signum
-
-    def __enter__(self) -> "_SignalGuard":
-        if self.enabled:
-            for name in _SIGNALS:
-                sig = getattr(signal, name, None)
-                if sig is not None:
-                    self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
 
 
 class Trainer:
