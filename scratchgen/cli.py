@@ -75,6 +75,9 @@ MODELS = {
     "wgan-gp": ("wgan_gp", "Wasserstein GAN with gradient penalty (Gulrajani et al.)"),
     "sngan": ("sngan", "spectrally normalised GAN, hinge loss (Miyato et al.)"),
     "sagan": ("sagan", "self-attention GAN (Zhang et al.)"),
+    "pix2pix": ("pix2pix", "paired image-to-image translation, U-Net + PatchGAN (Isola et al.)"),
+    "cyclegan": ("cyclegan", "unpaired translation with cycle consistency (Zhu et al.)"),
+    "style-transfer": ("style_transfer", "fast style transfer (Johnson et al.) or --optimize (Gatys)"),
 }
 
 BENCHMARKS = {

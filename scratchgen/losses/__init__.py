@@ -4,5 +4,6 @@
 beta and capacity objectives), ``mmd`` (unbiased MMD with RBF and inverse-multiquadric kernels),
 ``vq`` (vector-quantization codebook and commitment losses), ``gan`` (the discriminator and
 generator losses on logits: minimax, non-saturating, least squares, hinge, Wasserstein; the
-WGAN-GP gradient penalty and R1).
+WGAN-GP gradient penalty and R1), ``perceptual`` (Gram matrices, feature reconstruction, style
+and total variation losses, ``PerceptualLoss``).
 """
