@@ -23,6 +23,7 @@ from scratchgen.autograd import anomaly, grad_mode
 from scratchgen.autograd.function import Function, freed_error
 from scratchgen.autograd.hooks import run_hooks
 from scratchgen.autograd.tensor import Tensor, tensor
+from scratchgen.kernels import reference
 
 __all__ = ["backward", "grad", "graph_nodes"]
 
@@ -169,7 +170,8 @@ class _Walk:
 
 def _input_gradients(fn: Function, gouts: list[Any], raw: bool) -> tuple[Any, ...]:
     """The node's vector-Jacobian products: one gradient (or None) per input."""
-    array_backward = fn.backward_arrays if raw else None
+    # With the reference kernels on, every op differentiates through its Tensor backward.
+    array_backward = fn.backward_arrays if raw and not reference.enabled() else None
     if array_backward is not None:
         gins = array_backward(*gouts)
     elif raw:
