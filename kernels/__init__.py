@@ -6,6 +6,7 @@ Arrays in, arrays out: nothing here knows about Tensors or autodiff, and nothing
 The folder sits at the top of the repository, beside the package, and is imported (and
 installed) as ``scratchgen.kernels`` through the link ``scratchgen/kernels``; its modules
 import each other by relative imports only, so they depend on no name of their own.
-"""
 
-from . import memory  # noqa: F401,E402  (keeps freed memory in the heap: see kernels.memory)
+Importing them has no side effect: the malloc setting of ``kernels.memory`` is applied by the
+programs that want it (the training loop, the benchmark commands).
+"""

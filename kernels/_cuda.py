@@ -8,12 +8,16 @@ from __future__ import annotations
 import functools
 import pathlib
 
+import numpy
+
 _SOURCE_DIR = pathlib.Path(__file__).with_name("cuda")
 
 
 def is_cupy_array(x) -> bool:
-    """True for a CuPy ndarray, without importing CuPy (which may not be installed)."""
-    return type(x).__module__.split(".", 1)[0] == "cupy"
+    """True for a CuPy ndarray, without importing CuPy (which may not be installed). The one
+    test of the package: ``scratchgen.backend`` uses it too."""
+    t = type(x)
+    return t is not numpy.ndarray and t.__module__.split(".", 1)[0] == "cupy"
 
 
 def get_array_module(x):
@@ -22,8 +26,6 @@ def get_array_module(x):
         import cupy
 
         return cupy
-    import numpy
-
     return numpy
 
 

@@ -47,6 +47,7 @@ import math
 import numpy as np
 
 from . import _cuda
+from . import reference
 from .threads import parallel_for
 
 # Score-tile budget (elements of S held at once). Every pass over a tile (max, subtract, exp,
@@ -203,6 +204,8 @@ def attention_forward(q, k, v, mask=None, causal: bool = False, scale: float | N
         ``(out, lse)``: ``out`` of shape ``(..., Lq, dv)`` and ``lse = log sum_j exp(S_ij)``
         of shape ``(..., Lq)`` (``-inf`` for a fully masked row, whose output is 0).
     """
+    if reference.enabled():
+        return reference.attention.attention_forward(q, k, v, mask, causal, scale)
     batch, lq, lk = _check(q, k, v, mask)
     scale = _scale(scale, q.shape[-1])
     if _cuda.is_cupy_array(q):
@@ -262,6 +265,8 @@ def attention_backward(dout, q, k, v, out, lse, mask=None, causal: bool = False,
 
     Gradients of inputs that were broadcast over batch axes are summed back to their shapes.
     """
+    if reference.enabled():
+        return reference.attention.attention_backward(dout, q, k, v, out, lse, mask, causal, scale)
     batch, lq, lk = _check(q, k, v, mask)
     expect = batch + (lq, v.shape[-1])
     if tuple(dout.shape) != expect or tuple(out.shape) != expect:

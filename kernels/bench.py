@@ -21,6 +21,7 @@ import time
 from typing import Callable
 
 from . import conv as C
+from . import memory
 
 K, S, P = 4, 2, 1
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stat", choices=["median", "min"], default="median",
                         help="summary of the repeats (min is steadier on a busy machine)")
     args = parser.parse_args(argv)
+    memory.configure_malloc()  # reuse freed temporaries, as training does
 
     if args.device == "cuda":
         try:

@@ -5,15 +5,15 @@ copies, product outputs: megabytes each) every step. glibc's ``malloc`` serves a
 above its *mmap threshold* (128 KiB, raised on the fly up to 32 MiB) with fresh pages from the
 kernel and returns them on ``free``, and it gives the top of its heap back to the kernel once
 more than its *trim threshold* is free. Fresh pages are zeroed by the kernel on first touch, a
-page fault each: about a millisecond per 10 MB, paid again at every step. A convolution's
-forward + backward at batch 64 (k=4, s=2, 64 -> 128 channels on 14x14 maps) measured 15.5 ms
-with the default settings and 12.0 ms with both thresholds raised, on a 2-core machine.
+page fault each, paid again at every step (measured in ``conv/PERFORMANCE.md``).
 
 ``keep_freed_memory()`` raises both (``mallopt``), so that freed blocks stay in the heap and
 are reused; the process then holds on to its peak heap size, as PyTorch's and CuPy's caching
-allocators do for the same reason. Importing the kernels calls it once, unless the environment
-variable ``SCRATCHGEN_DEFAULT_MALLOC`` is set (to anything). Elsewhere than glibc it does
-nothing.
+allocators do for the same reason. Importing the kernels changes nothing: the programs that
+want it -- the training loop when it starts, the benchmark commands -- call
+``configure_malloc()``, which does so unless the environment variable
+``SCRATCHGEN_DEFAULT_MALLOC`` is set (to anything) to leave malloc alone. Elsewhere than glibc
+it does nothing.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "configure_malloc"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -41,5 +41,10 @@ def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 <
         bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
 
 
-if not os.environ.get("SCRATCHGEN_DEFAULT_MALLOC"):
-    keep_freed_memory()
+
+def configure_malloc() -> bool:
+    """``keep_freed_memory()`` unless ``SCRATCHGEN_DEFAULT_MALLOC`` is set, which leaves the C
+    library's defaults alone. Returns whether the thresholds were raised."""
+    if os.environ.get("SCRATCHGEN_DEFAULT_MALLOC"):
+        return False
+    return keep_freed_memory()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cuda
+from . import reference
 
 MODES = ("zeros", "reflect", "replicate", "circular")
 _MODE_CODE = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
@@ -106,6 +107,8 @@ def pad2d(x, pads: Pads, mode: str = "zeros", value: float = 0.0):
     Raises ValueError when reflect padding is not smaller than the padded axis, or circular
     padding is larger than it.
     """
+    if reference.enabled():
+        return reference.pad.pad2d(x, pads, mode, value)
     pads = _normalize_pads(pads)
     _check(tuple(x.shape), pads, mode)
     if _cuda.is_cupy_array(x):
@@ -158,6 +161,8 @@ def pad2d_backward(gy, pads: Pads, mode: str = "zeros"):
     this is cropping (the constant carries no gradient); for the other modes the gradient of
     every padding pixel is folded back onto the border pixel it copies.
     """
+    if reference.enabled():
+        return reference.pad.pad2d_backward(gy, pads, mode)
     pads = _normalize_pads(pads)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cuda, threads
+from . import reference
 
 IntPair = int | tuple[int, int]
 
@@ -111,6 +112,9 @@ def max_pool2d_forward(x, kernel_size: IntPair, stride: IntPair | None = None,
     with the index of the window's first NaN. A window lying entirely in the padding (possible
     only with dilation) gives ``-inf`` with index ``-1``, which receives no gradient.
     """
+    if reference.enabled():
+        return reference.pool.max_pool2d_forward(
+            x, kernel_size, stride, padding, dilation, ceil_mode)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = _geometry(
         tuple(x.shape), kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
     if _cuda.is_cupy_array(x):
@@ -194,6 +198,8 @@ def max_pool2d_backward(gy, argmax, x_shape: tuple[int, ...]):
     NumPy (>= 1.25) runs as a tight loop for 1-D indices. Entries with ``argmax = -1`` are
     skipped.
     """
+    if reference.enabled():
+        return reference.pool.max_pool2d_backward(gy, argmax, x_shape)
     x_shape = tuple(int(n) for n in x_shape)
     if gy.shape != argmax.shape:
         raise ValueError(
@@ -266,6 +272,9 @@ def avg_pool2d_forward(x, kernel_size: IntPair, stride: IntPair | None = None,
     including padding, or only its real pixels if ``count_include_pad=False``, or
     ``divisor_override``.
     """
+    if reference.enabled():
+        return reference.pool.avg_pool2d_forward(
+            x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
     k, s, p, out = _avg_args(tuple(x.shape), kernel_size, stride, padding, ceil_mode,
                              divisor_override, "avg_pool2d")
     h, w = x.shape[-2:]
@@ -296,6 +305,10 @@ def avg_pool2d_backward(gy, x_shape: tuple[int, ...], kernel_size: IntPair,
 
     then the padding is cropped away. Each offset is one strided slice-add of the whole output.
     """
+    if reference.enabled():
+        return reference.pool.avg_pool2d_backward(
+            gy, x_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+            divisor_override)
     x_shape = tuple(int(n) for n in x_shape)
     k, s, p, out = _avg_args(x_shape, kernel_size, stride, padding, ceil_mode, divisor_override,
                              "avg_pool2d_backward")

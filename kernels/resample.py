@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cuda, threads
+from . import reference
 
 Size = int | tuple[int, int]
 
@@ -166,6 +167,8 @@ def upsample_nearest2d(x, size: Size):
 
     (PyTorch's ``mode='nearest'``; ``size`` may also be smaller than the input).
     """
+    if reference.enabled():
+        return reference.resample.upsample_nearest2d(x, size)
     _check_input(tuple(x.shape), "upsample_nearest2d")
     oh, ow = _size_pair(size, "size")
     h, w = x.shape[-2:]
@@ -181,6 +184,8 @@ def upsample_nearest2d_backward(gy, in_size: Size):
 
         gx[..., i, j] = sum_{o : src_h(o) = i} sum_{q : src_w(q) = j} gy[..., o, q].
     """
+    if reference.enabled():
+        return reference.resample.upsample_nearest2d_backward(gy, in_size)
     _check_input(tuple(gy.shape), "upsample_nearest2d_backward")
     h, w = _size_pair(in_size, "in_size")
     oh, ow = gy.shape[-2:]
@@ -229,6 +234,8 @@ def upsample_bilinear2d(x, size: Size, align_corners: bool = False):
     same sum grouped as PyTorch groups it; for small images as dense products with the matrices
     ``A``, else with gathers.
     """
+    if reference.enabled():
+        return reference.resample.upsample_bilinear2d(x, size, align_corners)
     _check_input(tuple(x.shape), "upsample_bilinear2d")
     oh, ow = _size_pair(size, "size")
     h, w = x.shape[-2:]
@@ -256,6 +263,8 @@ def upsample_bilinear2d_backward(gy, in_size: Size, align_corners: bool = False)
     and the same along the width from ``gt`` to ``gx``. Each sum is a segment sum because
     ``i0`` and ``i1`` are non-decreasing.
     """
+    if reference.enabled():
+        return reference.resample.upsample_bilinear2d_backward(gy, in_size, align_corners)
     _check_input(tuple(gy.shape), "upsample_bilinear2d_backward")
     h, w = _size_pair(in_size, "in_size")
     oh, ow = gy.shape[-2:]

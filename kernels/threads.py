@@ -45,7 +45,7 @@ from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 
-from . import _cuda
+from . import _cuda, reference
 
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_sum", "matmul",
            "blas_library"]
@@ -274,7 +274,7 @@ def matmul(a, b):
     one entry, else over the rows of ``a``. (Such a split does not itself count as the
     kernels' threads being in use: a model without convolutions returns to BLAS's threads.)
     """
-    if _cuda.is_cupy_array(a) or _cuda.is_cupy_array(b):
+    if reference.enabled() or _cuda.is_cupy_array(a) or _cuda.is_cupy_array(b):
         return a @ b
     if _num_threads <= 1 or time.monotonic() - _last_parallel > _SPIN_SECONDS:
         return np.matmul(a, b)

@@ -19,6 +19,9 @@ from scratchgen import viz  # noqa: F401
 from scratchgen import testing  # noqa: F401
 from scratchgen import nn, optim  # noqa: F401
 from scratchgen.serialization import load, save  # noqa: F401
+# use_reference_kernels(True) -- or ``with use_reference_kernels(): ...``, or the environment's
+# SCRATCHGEN_REFERENCE=1 -- runs every kernel on its textbook version (kernels/reference/)
+from scratchgen.kernels.reference import use as use_reference_kernels  # noqa: F401
 
 float32 = backend.numpy.float32
 float64 = backend.numpy.float64

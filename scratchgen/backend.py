@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy
 
+from scratchgen.kernels import _cuda, threads
+
 __all__ = [
     "Device", "device", "get_array_module", "to_device", "device_of", "cuda_is_available",
     "get_default_dtype", "set_default_dtype", "as_dtype", "manual_seed", "generator",
-    "parse_to_args", "fork_rng", "get_rng_state", "set_rng_state",
+    "parse_to_args", "fork_rng", "get_rng_state", "set_rng_state", "matmul",
 ]
 
 
@@ -103,9 +105,14 @@ def cuda_is_available() -> bool:
     return True
 
 
-def _is_cupy(x: Any) -> bool:
-    t = type(x)
-    return t is not numpy.ndarray and t.__module__.split(".", 1)[0] == "cupy"
+_is_cupy = _cuda.is_cupy_array  # True for a CuPy array, without importing CuPy
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` on raw arrays (NumPy or CuPy), for the products computed outside the ops (a
+    codebook's distances, a power iteration): the kernels' product, which shares the kernel
+    threads with the convolutions instead of fighting BLAS's own (see ``kernels.threads``)."""
+    return threads.matmul(a, b)
 
 
 def get_array_module(x: Any):

@@ -1,7 +1,7 @@
 """Draw the computation graph behind a tensor, as Graphviz dot text."""
 from __future__ import annotations
 
-from scratchgen.autograd import Tensor, _topological_order
+from scratchgen.autograd import Tensor, graph_nodes
 
 __all__ = ["graph"]
 
@@ -25,7 +25,7 @@ def graph(t: Tensor, name: str = "output") -> str:
     if t._ctx is None:
         lines.append("}")
         return "\n".join(lines)
-    nodes = _topological_order([t._ctx])
+    nodes = graph_nodes([t._ctx])
     ids = {id(fn): f"op{i}" for i, fn in enumerate(nodes)}
     lines.append(f"  {ids[id(t._ctx)]} -> {out_id};")
     leaves: dict[int, str] = {}

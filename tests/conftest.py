@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+from hypothesis import settings
 
 import cuda_emulator
 import scratchgen as sg
@@ -14,6 +15,11 @@ MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
 
 
 CUDA_SKIP_REASON, CUDA_EMULATED = cuda_emulator.setup_for_tests()
+
+# The property tests check values, not time: no per-example deadline, so that a loaded machine
+# (a shared 2-core CI runner) cannot fail them.
+settings.register_profile("scratchgen", deadline=None)
+settings.load_profile("scratchgen")
 
 
 def pytest_report_header() -> str:

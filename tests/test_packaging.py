@@ -32,10 +32,11 @@ def test_the_kernels_are_scratchgen_kernels():
     assert offenders == []
     # the house's rule: kernels never imports scratchgen
     up = re.compile(r"^\s*(from\s+scratchgen\b|import\s+scratchgen\b)", re.M)
-    assert [p.name for p in (ROOT / "kernels").glob("*.py") if up.search(p.read_text())] == []
+    assert [p.name for p in (ROOT / "kernels").rglob("*.py") if up.search(p.read_text())] == []
     toml = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'include\s*=\s*\["scratchgen\*"\]', toml)
     assert '"scratchgen.kernels" = ["cuda/*.cu"]' in toml
+    assert '"scratchgen.kernels.conv" = ["*.md"]' in toml
 
 
 def test_importing_scratchgen_loads_no_top_level_kernels():
@@ -70,7 +71,10 @@ def test_the_wheel_holds_scratchgen_only(tmp_path):
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} \
         == {"scratchgen"}
     kernel_files = {n for n in names if n.startswith("scratchgen/kernels/")}
-    for f in [*(ROOT / "kernels").glob("*.py"), *(ROOT / "kernels" / "cuda").glob("*.cu")]:
+    shipped = [*(ROOT / "kernels").rglob("*.py"), *(ROOT / "kernels" / "cuda").glob("*.cu"),
+               *(ROOT / "kernels").rglob("*.md")]
+    assert any(f.parent.name == "conv" for f in shipped)  # the subpackage, through the link
+    for f in shipped:
         assert f"scratchgen/kernels/{f.relative_to(ROOT / 'kernels').as_posix()}" in kernel_files
     top_level = [n for n in names if n.endswith("top_level.txt")]
     assert not top_level or zipfile.ZipFile(wheel).read(top_level[0]).split() == [b"scratchgen"]

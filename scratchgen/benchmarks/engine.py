@@ -20,6 +20,8 @@ import time
 
 import numpy
 
+from scratchgen.kernels import memory
+
 __all__ = ["main", "run"]
 
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeat", type=int, default=300)
     args = p.parse_args(argv)
+    memory.configure_malloc()  # reuse freed temporaries, as training does
     print(f"MLP 784-400-20, batch {args.batch}, float32, forward+backward "
           f"(median of {args.repeat}, interleaved)")
     results = {}

@@ -33,6 +33,7 @@ import numpy
 import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen import optim
+from scratchgen.kernels import memory
 from scratchgen.metrics.classifier import (MNIST_MEAN, MNIST_STD, LeNet, load_mnist_classifier,
                                            save_mnist_classifier)
 
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="train on this many images only (a quick check)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     args = parser.parse_args(argv)
+    memory.configure_malloc()  # reuse freed temporaries, as training does
     try:
         s = train(args.data_dir, args.out, args.epochs, args.batch_size, args.lr, args.seed,
                   args.device, args.limit, args.resume, lr_decay=args.lr_decay)

@@ -64,6 +64,8 @@ from typing import Any, Callable
 
 import numpy
 
+from scratchgen.kernels import memory
+
 __all__ = ["main", "run", "measure", "format_row", "Case", "MODELS", "MNIST_TRAIN_IMAGES"]
 
 MNIST_TRAIN_IMAGES = 60000
@@ -113,26 +115,30 @@ def _example(name: str, device: str, *flags: str) -> tuple[Any, argparse.Namespa
 # ---- the models, as their examples build and train them ------------------------------------------
 
 def _vae_family(name: str, *flags: str) -> Callable[[str, numpy.random.Generator], Case]:
-    """vae_mnist.py, beta_vae.py, info_vae.py: ``model.train_step(x, adam)``."""
+    """vae_mnist.py, beta_vae.py, info_vae.py: ``TrainStep(model, adam)``."""
     def make(device: str, rng: numpy.random.Generator) -> Case:
+        from scratchgen.models.steps import TrainStep
+
         ex, args = _example(name, device, *flags)
         if name == "beta_vae":  # the run's length only sets the capacity variant's schedule
             built = ex.build_model(args, _SHAPE, 10 * MNIST_TRAIN_IMAGES // args.batch_size)
         else:
             built = ex.build_model(args, _SHAPE)
         model, opt = built[0], built[1]
-        return Case(args.batch_size, lambda b: model.train_step(b[0], opt),
+        return Case(args.batch_size, TrainStep(model, opt),
                     _tensors(device, _pixels(rng, args.batch_size)), model.num_parameters())
     return make
 
 
 def _vq(name: str) -> Callable[[str, numpy.random.Generator], Case]:
-    """vq_vae.py, vq_vae2.py (stage 1): ``model.train_step(x, adam)`` on x in [-0.5, 0.5]."""
+    """vq_vae.py, vq_vae2.py (stage 1): ``TrainStep(model, adam)`` on x in [-0.5, 0.5]."""
     def make(device: str, rng: numpy.random.Generator) -> Case:
+        from scratchgen.models.steps import TrainStep
+
         ex, args = _example(name, device)
         x = _pixels(rng, args.batch_size) - numpy.float32(0.5)
         model, opt, _ = ex.build_model(args, float(x.var()))
-        return Case(args.batch_size, lambda b: model.train_step(b[0], opt), _tensors(device, x),
+        return Case(args.batch_size, TrainStep(model, opt), _tensors(device, x),
                     model.num_parameters())
     return make
 
@@ -304,6 +310,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--json", default=None, metavar="PATH", help="also write the rows here")
     p.add_argument("--list", action="store_true", help="list the models and exit")
     args = p.parse_args(argv)
+    memory.configure_malloc()  # reuse freed temporaries, as training does
     if args.list:
         for name, (what, example, _) in MODELS.items():
             print(f"{name:22s} {what} (scratchgen/examples/{example}.py)")

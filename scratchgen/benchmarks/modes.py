@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from scratchgen.examples import gan as example
+from scratchgen.kernels import memory
 from scratchgen.metrics.modes import setting_coverage
 
 #: name -> (command-line options of ``scratchgen train gan``, description)
@@ -149,6 +150,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    memory.configure_malloc()  # reuse freed temporaries, as training does
     if args.list:
         for k, v in CONFIGS.items():
             print(f"{k:10s} {v[1]}")

@@ -39,6 +39,7 @@ from scratchgen import optim
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models import vae_tools
 from scratchgen.models.autoencoder import Autoencoder
+from scratchgen.models.steps import TrainStep
 from scratchgen.models.vae import VAE
 from scratchgen.train import (
     Trainer, given_options, prepare_run_folder, save_image_grid, scatter_2d,
@@ -61,11 +62,8 @@ def train(model: Any, xtr: np.ndarray, args: argparse.Namespace, out: pathlib.Pa
     loader = DataLoader(ArrayDataset(xtr), batch_size=args.batch_size, shuffle=True,
                         seed=args.seed, device=args.device)
 
-    def step(batch: Any) -> dict[str, float]:
-        return model.train_step(batch[0], opt)
-
     start = time.perf_counter()
-    Trainer(step, loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
+    Trainer(TrainStep(model, opt), loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
             log_every=100, checkpoint_seconds=args.checkpoint_every,
             allow_nonfinite=args.allow_nonfinite, resume=args.resume, seed=args.seed).fit()
     return time.perf_counter() - start

@@ -40,6 +40,7 @@ from scratchgen import optim
 from scratchgen.data import ArrayDataset, DataLoader, image_shape, load_image_arrays
 from scratchgen.models import vae_tools
 from scratchgen.models.beta_vae import BetaVAE, CapacityVAE
+from scratchgen.models.steps import TrainStep
 from scratchgen.train import (
     History, Trainer, given_options, isolated_rng, load_run_state, prepare_run_folder,
     read_run_config, save_image_grid, save_interpolation_strip,
@@ -95,7 +96,7 @@ def fit(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
         xte: np.ndarray, out: pathlib.Path, epochs: int,
         epoch_end: Callable[[dict[str, float]], tuple[dict[str, Any], dict[str, float]]]
         ) -> list[dict[str, Any]]:
-    """Train ``model.train_step(x, opt)`` with the Trainer (checkpoints and ``--resume`` in
+    """Train ``model`` (``TrainStep(model, opt)``) with the Trainer (checkpoints and ``--resume`` in
     ``out``). After each epoch the test loss terms (``vae_tools.evaluate_loss``) go to
     ``epoch_end``, which returns (more fields for the history row, the Trainer's log row).
     Returns the history: per epoch, its number, training seconds, test terms and those fields;
@@ -106,9 +107,6 @@ def fit(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
     history = History()
     clock = {"start": time.perf_counter()}
 
-    def step(batch: Any) -> dict[str, float]:
-        return model.train_step(batch[0], opt)
-
     def end_of_epoch(trainer: Trainer) -> dict[str, float]:
         seconds = time.perf_counter() - clock["start"]
         test = vae_tools.evaluate_loss(model, test_batches)
@@ -117,8 +115,8 @@ def fit(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
         clock["start"] = time.perf_counter()
         return row
 
-    Trainer(step, loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
-            extras={"history": history}, log_every=50, checkpoint_every=1000,
+    Trainer(TrainStep(model, opt), loader, out, epochs=epochs, modules={"model": model},
+            optimizers={"adam": opt}, extras={"history": history}, log_every=50, checkpoint_every=1000,
             checkpoint_seconds=args.checkpoint_every, allow_nonfinite=args.allow_nonfinite,
             on_epoch_end=end_of_epoch, resume=args.resume, seed=args.seed).fit()
     model.eval()

@@ -86,7 +86,7 @@ import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen import optim
 from scratchgen.data import ArrayDataset, DataLoader, image_shape, random_split
-from scratchgen.models.pixelcnn import PixelCNN
+from scratchgen.models.pixelcnn import PixelCNN, PixelCNNTrainStep
 from scratchgen.serialization import load, save
 from scratchgen.train import (
     MAY_CHANGE, BestWeights, History, Trainer, given_options, isolated_rng, load_run_state,
@@ -118,23 +118,30 @@ def validation_nll(prior: PixelCNN, codes: np.ndarray, labels: np.ndarray | None
     return total / codes.size
 
 
-class PriorStep:
+class PriorStep(PixelCNNTrainStep):
     """The step ``fit_prior``'s Trainer calls: one Adam step (``self.opt``) of ``prior`` on a
     batch ``(codes[, labels][, cond rows])``; ``labels`` / ``cond`` say which of the two the
-    batches carry, and ``make_cond`` turns the cond rows into the conditioning map."""
+    batches carry, and ``make_cond`` turns the cond rows into the conditioning map. Logs
+    ``nll``, the loss in nats per code."""
 
     def __init__(self, prior: PixelCNN, lr: float, labels: bool = False, cond: bool = False,
                  make_cond: Any = None) -> None:
-        self.prior, self.opt = prior, optim.Adam(prior.parameters(), lr=lr)
+        super().__init__(prior, optim.Adam(prior.parameters(), lr=lr))
+        self.prior, self.opt = prior, self.optimizer
         self.labels, self.cond, self.make_cond = labels, cond, make_cond
 
-    def __call__(self, batch: Any) -> dict[str, float]:
+    def inputs(self, batch: Any) -> tuple[Any, ...]:
         c, rest = batch[0], list(batch[1:])
         y = rest.pop(0).numpy() if self.labels else None
         s = rest.pop(0) if self.cond else None
         if s is not None and self.make_cond is not None:
             s = self.make_cond(s)
-        return {"nll": self.prior.train_step(c, self.opt, y, s)}
+        return c, y, s
+
+    def step(self, batch: Any) -> dict[str, float]:
+        return {"nll": super().step(batch)["loss"]}
+
+    __call__ = step
 
 
 def fit_prior(prior: PixelCNN, codes: np.ndarray, val_codes: np.ndarray, out: pathlib.Path,

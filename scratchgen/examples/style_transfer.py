@@ -95,7 +95,7 @@ import scratchgen as sg
 from scratchgen.data.photos import CONTENT_PHOTOS, cover_crop, image_from, resize_image
 from scratchgen.losses.perceptual import PerceptualLoss
 from scratchgen.models.style_transfer import (
-    ImageOptimizationStep, StyleTransferStep, TransformerNet,
+    ImageOptimizationTrainStep, StyleTransferTrainStep, TransformerNet,
 )
 from scratchgen.models.vgg import (
     JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, load_vgg16, random_vgg16,
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return _optimize(opts, out, loss_fn, grams, pictures[:1], style_shown, common)
 
     net = TransformerNet(args.width, args.num_residual).to(args.device)
-    step = StyleTransferStep(net, loss_fn, grams, lr=args.lr)
+    step = StyleTransferTrainStep(net, loss_fn, grams, lr=args.lr)
     timed = _Timed(step)
     crops = RandomCrops([_image("--content", c) for c in args.content], args.image_size,
                         args.batch_size, args.seed, args.device)
@@ -391,7 +391,7 @@ def _optimize(opts: dict[str, Any], out: pathlib.Path, loss_fn: PerceptualLoss,
         init = picture
     else:
         init = np.random.default_rng(opts["seed"]).uniform(0, 1, picture.shape)
-    step = ImageOptimizationStep(lambda x: loss_fn(x, content, grams),
+    step = ImageOptimizationTrainStep(lambda x: loss_fn(x, content, grams),
                                  sg.tensor(init.astype(np.float32), device=dev), opts["lr"])
     timed = _Timed(step)
     print(f"Gatys style transfer: {opts['content'][0]} in the style of {opts['style']}, "

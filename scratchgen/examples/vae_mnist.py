@@ -55,6 +55,7 @@ from scratchgen import optim
 from scratchgen.data import ArrayDataset, DataLoader, image_shape, load_image_arrays
 from scratchgen.metrics.likelihood import evaluate_iwae
 from scratchgen.models import vae_tools
+from scratchgen.models.steps import TrainStep
 from scratchgen.models.vae import VAE
 from scratchgen.serialization import load, save
 from scratchgen.train import (
@@ -280,10 +281,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     history = History()  # checkpointed: a resumed run's summary keeps every epoch
     clock = {"start": time.perf_counter(), "cpu": time.process_time()}
 
-    def train_step(batch: Any) -> dict[str, float]:
-        (x,) = batch
-        return model.train_step(x, opt)
-
     def end_of_epoch(trainer: Trainer) -> dict[str, float]:
         # training time only (the evaluation is not counted): wall clock, and this process's
         # CPU time, which other programs on a shared machine disturb less
@@ -299,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def samples(step: int, folder: pathlib.Path) -> Any:
         return model.eval().decode(fixed_z)
 
-    trainer = Trainer(train_step, train_loader, out, epochs=epochs, modules={"vae": model},
+    trainer = Trainer(TrainStep(model, opt), train_loader, out, epochs=epochs, modules={"vae": model},
                       optimizers={"adam": opt}, extras={"history": history}, log_every=50,
                       checkpoint_every=1000, checkpoint_seconds=args.checkpoint_every,
                       allow_nonfinite=args.allow_nonfinite, on_epoch_end=end_of_epoch,

@@ -58,6 +58,7 @@ import scratchgen as sg
 from scratchgen import optim
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.losses import vq as vql
+from scratchgen.models.steps import TrainStep
 from scratchgen.models.vq_vae import VQVAE
 from scratchgen.serialization import load, save
 from scratchgen.train import (
@@ -157,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
 def fit_vq(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
            xte: np.ndarray, variance: float, out: pathlib.Path, name: str,
            levels: dict[str, str]) -> tuple[list[dict[str, float]], Callable[[], float]]:
-    """Train a VQ model (``model.train_step(x, opt)``) with the Trainer in ``out``, under
+    """Train a VQ model (``TrainStep(model, opt)``) with the Trainer in ``out``, under
     ``name``. ``levels`` maps a metric prefix to the key of the step's code-index map (``{"":
     "indices"}``; VQ-VAE-2: ``{"top_": "top_indices", "bottom_": "bottom_indices"}``). After
     each epoch: test normalised MSE, each level's codebook perplexity and dead codes over the
@@ -171,10 +172,11 @@ def fit_vq(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarra
     history = History()
     clock = {"train": 0.0}  # seconds inside train steps this epoch (no evaluation)
 
+    vq_step = TrainStep(model, opt)
+
     def train_step(batch: Any) -> dict[str, float]:
-        (x,) = batch
         start = time.perf_counter()
-        r = model.train_step(x, opt)
+        r = vq_step(batch)
         clock["train"] += time.perf_counter() - start
         for prefix, key in levels.items():
             counts[prefix] += vql.code_counts(r.pop(key), K)

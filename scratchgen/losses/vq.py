@@ -32,8 +32,6 @@ from typing import Any
 
 import numpy
 
-from scratchgen.kernels import threads as _threads
-
 from scratchgen import backend
 from scratchgen.autograd import Tensor
 from scratchgen.functional import getitem, mean
@@ -69,7 +67,7 @@ def squared_distances(z: Any, codebook: Any) -> Any:
     e = codebook.data if isinstance(codebook, Tensor) else codebook
     z2 = (z * z).sum(axis=1, keepdims=True)          # (M, 1)
     e2 = (e * e).sum(axis=1)[None, :]                # (1, K)
-    return z2 - 2.0 * _threads.matmul(z, e.T) + e2
+    return z2 - 2.0 * backend.matmul(z, e.T) + e2
 
 
 def nearest_code(z: Any, codebook: Any) -> Any:

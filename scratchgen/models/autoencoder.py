@@ -70,15 +70,6 @@ class Autoencoder(nn.Module):
         recon = -log_px.mean()
         return {"loss": recon, "recon": recon}
 
-    def train_step(self, x: Any, optimizer: Any) -> dict[str, float]:
-        """One gradient step on ``loss(x)``; returns the terms as floats."""
-        self.train()
-        terms = self.loss(vae_tools.as_input(self, x))
-        optimizer.zero_grad()
-        terms["loss"].backward()
-        optimizer.step()
-        return {k: v.item() for k, v in terms.items()}
-
     def reconstruct(self, x: Any) -> Tensor:
         return vae_tools.reconstruct(self, x)
 

@@ -29,7 +29,7 @@ Both reuse the VAE's networks and capabilities (``vae.VAE``); only the loss diff
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import scratchgen as sg
 from scratchgen import nn
@@ -103,11 +103,12 @@ class CapacityVAE(VAE):
                 "neg_elbo": (t["kl"] - t["log_px"]).mean(),
                 "capacity": sg.tensor(c, dtype=loss.dtype, device=loss.device)}
 
-    def train_step(self, x: Any, optimizer: Any) -> dict[str, float]:
-        out = super().train_step(x, optimizer)
+    def after_step(self) -> None:
+        """One more optimizer step taken (``TrainStep`` calls this): C moves along its
+        schedule. The count is a buffer, so the schedule resumes with the weights."""
         self.num_steps.data = self.num_steps.data + 1
-        return out
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", gamma={self.gamma}, c_max={self.c_max}, "
                 f"capacity_steps={self.capacity_steps}")
+

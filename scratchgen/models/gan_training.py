@@ -32,10 +32,10 @@ import scratchgen as sg
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
 from scratchgen.losses import gan
+from scratchgen.models.steps import split_batch
 from scratchgen.optim import EMA, Adam
 
-__all__ = ["GANTrainStep", "sample_latents", "sample_labels", "split_batch",
-           "restore_generator"]
+__all__ = ["GANTrainStep", "sample_latents", "sample_labels", "restore_generator"]
 
 
 def sample_latents(n: int, z_dim: int, like: Tensor, truncation: float | None = None) -> Tensor:
@@ -63,24 +63,6 @@ def sample_latents(n: int, z_dim: int, like: Tensor, truncation: float | None = 
 def sample_labels(n: int, num_classes: int, like: Tensor) -> Tensor:
     """n class labels uniform on {0, ..., num_classes - 1} (int64), on ``like``'s device."""
     return sg.randint(0, num_classes, (n,), device=like.device)
-
-
-def split_batch(batch: Any, like: Tensor) -> tuple[Tensor, Tensor | None]:
-    """(x, y) of a batch given as x or (x, y): x as a detached tensor of ``like``'s dtype and
-    device, y (labels) as a tensor or None."""
-    y = None
-    if isinstance(batch, (tuple, list)):
-        x = batch[0]
-        y = batch[1] if len(batch) > 1 else None
-    else:
-        x = batch
-    if not isinstance(x, Tensor):
-        x = sg.tensor(x, dtype=like.dtype, device=like.device)
-    if x.dtype != like.dtype:
-        x = x.to(dtype=like.dtype)
-    if y is not None and not isinstance(y, Tensor):
-        y = sg.tensor(y, device=like.device)
-    return x.detach(), y
 
 
 def _first_parameter(module: nn.Module) -> Tensor:

@@ -62,10 +62,11 @@ import scratchgen.functional as F
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
 from scratchgen.losses.kl import kl_normal_standard_normal, reparameterize
+from scratchgen.models.steps import split_batch, step_optimizers, step_with_frozen
 from scratchgen.optim import Adam
 
 __all__ = ["ResidualBlock", "IntroEncoder", "IntroDecoder", "IntroVAE", "IntroVAETrainStep",
-           "l_reg", "l_ae"]
+           "l_reg", "l_ae", "stop_gradient"]
 
 
 # ---- the two terms everything is built from ---------------------------------------------------
@@ -210,51 +211,11 @@ class IntroVAE(nn.Module):
         return self.forward(x, deterministic=True)[3]
 
 
-def _stop_gradient(t: Tensor, name: str, ng: dict[str, Tensor] | None) -> Tensor:
+def stop_gradient(t: Tensor, name: str, ng: dict[str, Tensor] | None) -> Tensor:
     """ng(t): ``t.detach()``, or the value given for it in ``ng`` (see ``encoder_loss``)."""
     if ng is not None and name in ng:
         return ng[name].detach()
     return t.detach()
-
-
-def _step_with_frozen(loss_fn: Any, opt: Any, trained: nn.Module, frozen: nn.Module
-                      ) -> tuple[Tensor, dict[str, Any]]:
-    """One step of ``opt`` (the optimizer of ``trained``) on ``loss, parts = loss_fn()``, with
-    ``frozen``'s parameters held fixed: their requires_grad is off during the forward and
-    backward passes, so no gradient is computed for them and their ``.grad`` stays None."""
-    trained.requires_grad_(True)
-    frozen.requires_grad_(False)
-    try:
-        loss, parts = loss_fn()
-        opt.zero_grad()
-        frozen.zero_grad()
-        loss.backward()
-        opt.step()
-    finally:
-        frozen.requires_grad_(True)
-    return loss, parts
-
-
-def _step_both(loss: Tensor, *optimizers: Any) -> None:
-    """One step of every optimizer on ``loss`` (the plain-VAE warm-up trains E and G jointly)."""
-    for opt in optimizers:
-        opt.zero_grad()
-    loss.backward()
-    for opt in optimizers:
-        opt.step()
-
-
-def _batch_tensor(batch: Any, like: Tensor) -> Tensor:
-    """The input tensor of a batch: a Tensor, an array, or the first item of a tuple/list."""
-    if isinstance(batch, (tuple, list)):
-        batch = batch[0]
-    if isinstance(batch, Tensor):
-        x = batch
-    else:
-        x = sg.tensor(batch, dtype=like.dtype, device=like.device)
-    if x.dtype != like.dtype:
-        x = x.to(dtype=like.dtype)
-    return x.detach()
 
 
 class IntroVAETrainStep:
@@ -305,8 +266,8 @@ class IntroVAETrainStep:
         x_p = m.decode(z_p)                                 # X_p = Dec(Z_p)
         loss_ae = l_ae(x, x_r)                              # L_AE(X_r, X)
         kl_real = l_reg(mu, logvar)                         # L_REG(Z)
-        x_r_ng = _stop_gradient(x_r, "x_r", ng)             # ng(X_r)
-        x_p_ng = _stop_gradient(x_p, "x_p", ng)             # ng(X_p)
+        x_r_ng = stop_gradient(x_r, "x_r", ng)             # ng(X_r)
+        x_p_ng = stop_gradient(x_p, "x_p", ng)             # ng(X_p)
         kl_rec = l_reg(*m.encode(x_r_ng))                   # L_REG(Enc(ng(X_r)))
         kl_fake = l_reg(*m.encode(x_p_ng))                  # L_REG(Enc(ng(X_p)))
         hinge = F.relu(self.margin - kl_rec) + F.relu(self.margin - kl_fake)   # [m - .]^+
@@ -335,7 +296,7 @@ class IntroVAETrainStep:
     def encoder_update(self, x: Tensor) -> dict[str, Any]:
         """Algorithm 1, lines 4-10: E's Adam step on L_E with G frozen. Leaves G's ``.grad``
         None and returns the parts (including the Z, Z_p the G update must reuse)."""
-        loss, parts = _step_with_frozen(lambda: self.encoder_loss(x), self.opt_e,
+        loss, parts = step_with_frozen(lambda: self.encoder_loss(x), self.opt_e,
                                         self.model.encoder, self.model.decoder)
         parts["loss_e"] = loss
         return parts
@@ -343,17 +304,17 @@ class IntroVAETrainStep:
     def generator_update(self, x: Tensor, z: Tensor, z_p: Tensor) -> dict[str, Any]:
         """Algorithm 1, lines 11-13: G's Adam step on L_G with E frozen (E's ``.grad`` is
         cleared and stays None)."""
-        loss, parts = _step_with_frozen(lambda: self.generator_loss(x, z, z_p), self.opt_g,
+        loss, parts = step_with_frozen(lambda: self.generator_loss(x, z, z_p), self.opt_g,
                                         self.model.decoder, self.model.encoder)
         parts["loss_g"] = loss
         return parts
 
     def step(self, batch: Any) -> dict[str, float]:
-        x = _batch_tensor(batch, next(iter(self.model.parameters())))
+        x, _ = split_batch(batch, next(iter(self.model.parameters())))
         self.model.train()
         if self.steps_done < self.vae_warmup_steps:
             loss = self.vae_loss(x)
-            _step_both(loss, self.opt_e, self.opt_g)
+            step_optimizers(loss, self.opt_e, self.opt_g)
             self.steps_done += 1
             return {"loss_vae": loss.item()}
         pe = self.encoder_update(x)

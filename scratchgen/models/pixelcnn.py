@@ -55,8 +55,9 @@ import scratchgen.functional as F
 import scratchgen.nn as nn
 from scratchgen import backend
 from scratchgen.autograd import Tensor, no_grad
+from scratchgen.models.steps import TrainStep
 
-__all__ = ["GatedLayer", "PixelCNN"]
+__all__ = ["GatedLayer", "PixelCNN", "PixelCNNTrainStep"]
 
 
 def _shift_down(x: Tensor) -> Tensor:
@@ -204,16 +205,6 @@ class PixelCNN(nn.Module):
         """-(1 / (N H W)) sum log p(c_i | c_<i): the cross-entropy in nats per code (eq. 1)."""
         return F.cross_entropy(self(codes, y, cond), codes)
 
-    def train_step(self, codes: Any, optimizer: Any, y: Any = None,
-                   cond: Tensor | None = None) -> float:
-        """One optimiser step on a batch of code maps; returns the loss (nats per code)."""
-        self.train()
-        optimizer.zero_grad()
-        loss = self.loss(codes, y, cond)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
     # ---- sampling ------------------------------------------------------------------------------
     def sample(self, n: int, shape: tuple[int, int], y: Any = None, cond: Tensor | None = None,
                temperature: float = 1.0, device: Any = None) -> Tensor:
@@ -253,3 +244,12 @@ def _draw(xp: Any, gen: Any, logits: Any, temperature: float) -> Any:
     u = xp.asarray(gen.random(len(z))) * cdf[:, -1]
     k = (cdf < u[:, None]).sum(axis=1)           # the first k with cdf_k >= u
     return xp.minimum(k, logits.shape[1] - 1)
+
+
+class PixelCNNTrainStep(TrainStep):
+    """``TrainStep`` for a PixelCNN: a batch is code maps (integers, not images), or the tuple
+    of ``loss``'s arguments ``(codes, y)`` or ``(codes, y, cond)``. Logs ``loss``, the
+    cross-entropy in nats per code."""
+
+    def inputs(self, batch: Any) -> tuple[Any, ...]:
+        return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)

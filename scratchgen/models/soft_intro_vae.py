@@ -72,8 +72,8 @@ import scratchgen as sg
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
 from scratchgen.losses.kl import kl_normal_standard_normal, reparameterize
-from scratchgen.models.intro_vae import (IntroVAE, _batch_tensor, _step_both, _step_with_frozen,
-                                         _stop_gradient)
+from scratchgen.models.intro_vae import IntroVAE, stop_gradient
+from scratchgen.models.steps import split_batch, step_optimizers, step_with_frozen
 from scratchgen.optim import Adam
 from scratchgen.optim.lr_scheduler import LambdaLR
 
@@ -222,8 +222,8 @@ class SoftIntroVAETrainStep:
         loss_rec = reconstruction_error(x, rec).mean()
         kl_real = kl_normal_standard_normal(mu, logvar, reduction="mean")
         # the fakes enter the encoder detached; their re-reconstructions carry gradient to E
-        fake_ng = _stop_gradient(fake, "fake", ng)
-        rec_ng = _stop_gradient(rec, "rec", ng)
+        fake_ng = stop_gradient(fake, "fake", ng)
+        rec_ng = stop_gradient(rec, "rec", ng)
         fmu, flv, _, rec_fake = m(fake_ng, eps=eps_fake)
         rmu, rlv, _, rec_rec = m(rec_ng, eps=eps_rec)
         kl_fake = kl_normal_standard_normal(fmu, flv)                  # (N,)
@@ -254,9 +254,9 @@ class SoftIntroVAETrainStep:
         fmu, flv = m.encode(fake)
         z_rec = reparameterize(rmu, rlv, eps_rec)
         z_fake = reparameterize(fmu, flv, eps_fake)
-        frozen = {"rec": _stop_gradient(rec, "rec", ng), "fake": _stop_gradient(fake, "fake", ng),
-                  "z_rec": _stop_gradient(z_rec, "z_rec", ng),
-                  "z_fake": _stop_gradient(z_fake, "z_fake", ng)}
+        frozen = {"rec": stop_gradient(rec, "rec", ng), "fake": stop_gradient(fake, "fake", ng),
+                  "z_rec": stop_gradient(z_rec, "z_rec", ng),
+                  "z_fake": stop_gradient(z_fake, "z_fake", ng)}
         rec_rec = m.decode(frozen["z_rec"])
         rec_fake = m.decode(frozen["z_fake"])
         loss_rec_rec = reconstruction_error(frozen["rec"], rec_rec).mean()
@@ -276,7 +276,7 @@ class SoftIntroVAETrainStep:
     # ---- the updates ----------------------------------------------------------------------------
     def encoder_update(self, x: Tensor) -> dict[str, Any]:
         """The code's "Update E": Adam step of E on L_E with D frozen (D's ``.grad`` stays None)."""
-        loss, parts = _step_with_frozen(lambda: self.encoder_loss(x), self.opt_e,
+        loss, parts = step_with_frozen(lambda: self.encoder_loss(x), self.opt_e,
                                         self.model.encoder, self.model.decoder)
         parts["loss_e"] = loss
         return parts
@@ -284,17 +284,17 @@ class SoftIntroVAETrainStep:
     def decoder_update(self, x: Tensor, z: Tensor, noise: Tensor) -> dict[str, Any]:
         """The code's "Update D": Adam step of D on L_D with E frozen (E's ``.grad`` is cleared
         and stays None)."""
-        loss, parts = _step_with_frozen(lambda: self.decoder_loss(x, z, noise), self.opt_d,
+        loss, parts = step_with_frozen(lambda: self.decoder_loss(x, z, noise), self.opt_d,
                                         self.model.decoder, self.model.encoder)
         parts["loss_d"] = loss
         return parts
 
     def step(self, batch: Any) -> dict[str, float]:
-        x = _batch_tensor(batch, next(iter(self.model.parameters())))
+        x, _ = split_batch(batch, next(iter(self.model.parameters())))
         self.model.train()
         if self.steps_done < self.vae_warmup_steps:
             loss = self.vae_loss(x)
-            _step_both(loss, self.opt_e, self.opt_d)
+            step_optimizers(loss, self.opt_e, self.opt_d)
             out = {"loss_vae": loss.item()}
         else:
             pe = self.encoder_update(x)

@@ -24,7 +24,7 @@ matrices. They differ in what is optimised:
 * Johnson (``TransformerNet``): the weights W of an image transformation network f_W,
   W* = argmin_W E_{y_c}[L(f_W(y_c))] (Johnson eq. 1) over a set of content photos (the
   paper: 80k COCO images, 256x256, batch 4, 40k Adam steps at lr 1e-3); then y^ = f_W(y_c)
-  costs one forward pass. ``StyleTransferStep`` is that training step.
+  costs one forward pass. ``StyleTransferTrainStep`` is that training step.
 
 The transformation network (Johnson's supplementary, Table 1, as the reference code and the
 PyTorch example build it; width w = 32):
@@ -78,7 +78,7 @@ from scratchgen import optim
 from scratchgen.autograd import Tensor
 
 __all__ = ["TransformerNet", "ResidualBlock", "ConvLayer", "UpsampleConvLayer",
-           "StyleTransferStep", "ImageOptimizationStep", "optimize_image", "DEFAULTS"]
+           "StyleTransferTrainStep", "ImageOptimizationTrainStep", "optimize_image", "DEFAULTS"]
 
 #: Johnson et al.'s training settings (Sec. 4.1 and the supplementary): Adam at lr 1e-3,
 #: batch 4, 256x256 crops, width 32, 5 residual blocks.
@@ -179,7 +179,7 @@ class TransformerNet(nn.Module):
         return (F.tanh(a) + 1.0) * 0.5
 
 
-class StyleTransferStep:
+class StyleTransferTrainStep:
     """One training step of Johnson et al.: on a batch of content photos y_c (N, 3, H, W) in
     [0, 1], y^ = f_W(y_c), then one Adam step on
 
@@ -213,7 +213,7 @@ class StyleTransferStep:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-class ImageOptimizationStep:
+class ImageOptimizationTrainStep:
     """One step of Gatys et al.'s optimisation of the pixels x of a picture (``optimize_image``
     runs it): the loss and its gradient at x_t, an Adam step, and the clip back to [0, 1].
     ``image`` is the parameter being optimised; ``state_dict`` holds it and Adam's moments,
@@ -270,7 +270,7 @@ def optimize_image(loss: Callable[[Tensor], tuple[Tensor, Mapping[str, float]]],
     """
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"optimize_image: steps must be a positive integer, got {steps!r}")
-    step = ImageOptimizationStep(loss, init, lr)
+    step = ImageOptimizationTrainStep(loss, init, lr)
     history: list[dict[str, float]] = []
     for t in range(1, steps + 1):
         history.append(step())

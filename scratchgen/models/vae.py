@@ -198,7 +198,7 @@ class VAE(nn.Module):
         encoder, decoder: networks to use instead of building them from ``arch``.
 
     ``loss(x)`` gives ``{"loss", "recon", "kl"}``: -ELBO, -log p(x|z) and KL, each in nats per
-    image (batch means); ``train_step(x, optimizer)`` takes one Adam/SGD step on it.
+    image (batch means); ``models.steps.TrainStep(vae, optimizer)`` takes one step on it.
     """
 
     def __init__(self, image_shape: Sequence[int] = (1, 28, 28), z_dim: int = 20,
@@ -264,15 +264,6 @@ class VAE(nn.Module):
         t = self.elbo_terms(x)
         elbo = t["log_px"] - t["kl"]                     # eq. 10, one value per image
         return {"loss": -elbo.mean(), "recon": -t["log_px"].mean(), "kl": t["kl"].mean()}
-
-    def train_step(self, x: Any, optimizer: Any) -> dict[str, float]:
-        """One gradient step on ``loss(x)``; returns the terms as floats."""
-        self.train()
-        terms = self.loss(vae_tools.as_input(self, x))
-        optimizer.zero_grad()
-        terms["loss"].backward()
-        optimizer.step()
-        return {k: v.item() for k, v in terms.items()}
 
     # ---- what a trained VAE can do (see vae_tools for more) -------------------------------
     def sample(self, n: int, temperature: float = 1.0) -> Tensor:

@@ -48,8 +48,6 @@ from typing import Any
 
 import numpy
 
-from scratchgen.kernels import threads as _threads
-
 import scratchgen.functional as F
 import scratchgen.nn as nn
 from scratchgen import backend
@@ -57,7 +55,7 @@ from scratchgen.autograd import Tensor, no_grad
 from scratchgen.creation import uniform
 from scratchgen.losses import vq as vql
 
-__all__ = ["VectorQuantizer", "QuantizerOutput", "VQVAE", "optimizer_step"]
+__all__ = ["VectorQuantizer", "QuantizerOutput", "VQVAE"]
 
 
 @dataclass
@@ -154,7 +152,7 @@ class VectorQuantizer(nn.Module):
         self.ema_steps.data = self.ema_steps.data + 1
         debias = 1.0 - g ** float(self.ema_steps.data)
         if self.ema:
-            s_i = _threads.matmul(onehot.T, z)                            # sums (K, D)
+            s_i = backend.matmul(onehot.T, z)                            # sums (K, D)
             self.ema_sum.data = g * self.ema_sum.data + (1.0 - g) * s_i
             big_n = self.ema_count.data / debias
             m = self.ema_sum.data / debias
@@ -186,17 +184,6 @@ class VectorQuantizer(nn.Module):
         if self.restart_dead_codes:
             s += f", restart_dead_codes=True, dead_threshold={self.dead_threshold}"
         return s
-
-
-def optimizer_step(model: Any, x: Tensor, optimizer: Any) -> dict[str, Any]:
-    """One step of ``optimizer`` on ``model.loss(x)["loss"]`` in training mode. Returns the
-    loss terms as floats and the code-index maps (the keys ending in "indices") as they are."""
-    model.train()
-    optimizer.zero_grad()
-    out = model.loss(x)
-    out["loss"].backward()
-    optimizer.step()
-    return {k: (v if k.endswith("indices") else v.item()) for k, v in out.items()}
 
 
 class VQVAE(nn.Module):
@@ -271,10 +258,6 @@ class VQVAE(nn.Module):
         recon = F.mse_loss(x_hat, x) / self.data_variance     # -log p(x|z_q) + const (scaled)
         return {"loss": recon + q.loss, "recon": recon, "codebook": q.codebook_loss,
                 "commitment": q.commitment_loss, "indices": q.indices}
-
-    def train_step(self, x: Tensor, optimizer: Any) -> dict[str, Any]:
-        """One optimiser step; returns the loss terms as floats and the batch's code indices."""
-        return optimizer_step(self, x, optimizer)
 
     def sample(self, prior: Any, n: int, latent_shape: tuple[int, int], y: Any = None,
                temperature: float = 1.0) -> Tensor:

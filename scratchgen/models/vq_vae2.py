@@ -41,7 +41,7 @@ from typing import Any
 import scratchgen.functional as F
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor, no_grad
-from scratchgen.models.vq_vae import QuantizerOutput, VectorQuantizer, optimizer_step
+from scratchgen.models.vq_vae import QuantizerOutput, VectorQuantizer
 
 __all__ = ["ResBlock", "VQVAE2", "VQVAE2Output"]
 
@@ -143,10 +143,6 @@ class VQVAE2(nn.Module):
         return {"loss": recon + out.top.loss + out.bottom.loss, "recon": recon,
                 "vq_top": out.top.loss, "vq_bottom": out.bottom.loss,
                 "top_indices": out.top.indices, "bottom_indices": out.bottom.indices}
-
-    def train_step(self, x: Tensor, optimizer: Any) -> dict[str, Any]:
-        """One optimiser step; the loss terms as floats and both levels' code indices."""
-        return optimizer_step(self, x, optimizer)
 
     # ---- codes in, codes out --------------------------------------------------------------------
     def encode(self, x: Tensor) -> tuple[Any, Any]:

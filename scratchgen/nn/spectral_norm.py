@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from scratchgen.kernels import threads as _threads
-
 from scratchgen import backend
 from scratchgen.autograd import Tensor
 import scratchgen.functional as F
@@ -54,8 +52,8 @@ class SpectralNorm:
         v_buf = getattr(module, self.name + "_v")
         u, v = u_buf.data, v_buf.data
         for _ in range(n):
-            v = _normalize(_threads.matmul(w.T, u), self.eps)
-            u = _normalize(_threads.matmul(w, v), self.eps)
+            v = _normalize(backend.matmul(w.T, u), self.eps)
+            u = _normalize(backend.matmul(w, v), self.eps)
         # new arrays, never in place: an earlier forward's graph may still hold the old ones
         u_buf.data, v_buf.data = u, v
 

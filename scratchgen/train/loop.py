@@ -38,6 +38,9 @@ Example::
     trainer = Trainer(train_step, loader, "runs/mlp", epochs=5,
                       modules={"model": model}, optimizers={"opt": opt}, resume=True)
     result = trainer.fit()
+
+A model's own training step (``scratchgen.models.steps``: ``TrainStep(model, opt)`` for a model
+with one loss, ``GANTrainStep(G, D, ...)`` and the like for several players) is such a callable.
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
 from scratchgen import backend
 from scratchgen.autograd import no_grad
+from scratchgen.kernels import memory
 from scratchgen.train.checkpoint import (
     CHECKPOINT_NAME, capture_rng_state, isolated_rng, load_checkpoint, load_latest,
     restore_rng_state, save_checkpoint,
@@ -442,6 +446,7 @@ class Trainer:
         A NaN or infinite value from the train step raises ``NonFiniteLossError`` (unless
         ``allow_nonfinite``) before that step is logged or saved.
         """
+        memory.configure_malloc()  # keep freed temporaries for the next step (kernels.memory)
         self._progress = ProgressLine(None, self.stream, self.tty) if self.show_progress else None
         if self.resume:
             self._resume()

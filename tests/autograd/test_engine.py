@@ -285,7 +285,7 @@ def test_device_mix_names_devices():
     a = sg.tensor(np.ones(3, np.float32))
     b = autograd.Tensor(FakeGpuArray())
     with pytest.raises(RuntimeError, match=r"cpu, cuda:1"):
-        autograd._check_devices(F.elementwise.Add, [a, b])
+        autograd.function._check_devices(F.elementwise.Add, [a, b])
 
 
 def test_mixing_cpu_and_cuda_tensors_is_refused(device):

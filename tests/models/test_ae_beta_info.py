@@ -11,6 +11,7 @@ from scratchgen.models import vae_tools
 from scratchgen.models.autoencoder import Autoencoder, ConvAutoencoder
 from scratchgen.models.beta_vae import BetaVAE, CapacityVAE
 from scratchgen.models.info_vae import InfoVAE, MMDVAE
+from scratchgen.models.steps import TrainStep
 from scratchgen.models.vae import VAE
 from scratchgen.optim import Adam
 from scratchgen.testing import gradcheck
@@ -107,7 +108,7 @@ def test_capacity_schedule_advances_with_train_steps_and_is_saved():
     model = CapacityVAE((1, 4, 4), z_dim=2, gamma=100.0, c_max=8.0, capacity_steps=4, hidden=6)
     opt = Adam(model.parameters(), lr=1e-3)
     x = np.random.default_rng(6).uniform(size=(8, 1, 4, 4)).astype(np.float32)
-    seen = [model.train_step(x, opt)["capacity"] for _ in range(6)]
+    seen = [TrainStep(model, opt)(x)["capacity"] for _ in range(6)]
     assert seen == [0.0, 2.0, 4.0, 6.0, 8.0, 8.0]
     state = model.state_dict()
     assert int(state["num_steps"]) == 6
@@ -155,10 +156,10 @@ def test_mmd_vae_pulls_the_aggregate_posterior_to_the_prior():
     x = Digits(train=True, size=8).images[:128]
     model = MMDVAE((1, 8, 8), z_dim=2, hidden=32, lambda_=10.0)
     opt = Adam(model.parameters(), lr=3e-3)
-    first = model.train_step(x, opt)
+    first = TrainStep(model, opt)(x)
     recent = []
     for i in range(300):
-        out = model.train_step(x, opt)
+        out = TrainStep(model, opt)(x)
         if i >= 280:
             recent.append(out)
     assert np.mean([r["recon"] for r in recent]) < first["recon"] - 10

@@ -14,7 +14,7 @@ import scratchgen as sg
 from scratchgen.examples import style_transfer as example
 from scratchgen.losses.perceptual import PerceptualLoss
 from scratchgen.models.style_transfer import (
-    ImageOptimizationStep, StyleTransferStep, TransformerNet, optimize_image,
+    ImageOptimizationTrainStep, StyleTransferTrainStep, TransformerNet, optimize_image,
 )
 from scratchgen.models.vgg import random_vgg16
 from scratchgen.testing import gradcheck
@@ -78,7 +78,7 @@ def test_training_step_lowers_the_loss():
     sg.manual_seed(0)
     net = TransformerNet(width=4, num_residual=1)
     loss = small_loss()
-    step = StyleTransferStep(net, loss, loss.style_targets(images(3, 1, 3, 16, 16)), lr=1e-3)
+    step = StyleTransferTrainStep(net, loss, loss.style_targets(images(3, 1, 3, 16, 16)), lr=1e-3)
     batch = images(4, 2, 3, 16, 16)
     first = step(batch)
     for _ in range(19):
@@ -112,7 +112,7 @@ def test_optimize_image_refuses_bad_arguments():
     with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
         optimize_image(loss, np.zeros((1, 3, 8, 8), np.float32), steps=0)
     with pytest.raises(ValueError, match="lr must be positive"):
-        ImageOptimizationStep(loss, np.zeros((1, 3, 8, 8), np.float32), lr=0.0)
+        ImageOptimizationTrainStep(loss, np.zeros((1, 3, 8, 8), np.float32), lr=0.0)
 
 
 # ---- the example ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import scratchgen.functional as F
 from scratchgen import nn
 from scratchgen.losses.kl import gaussian_log_prob, kl_normal_normal, kl_normal_standard_normal
 from scratchgen.models import vae_tools
+from scratchgen.models.steps import TrainStep
 from scratchgen.models.vae import ConvVAE, VAE
 from scratchgen.optim import Adam
 from scratchgen.testing import gradcheck
@@ -113,9 +114,9 @@ def test_train_steps_reduce_the_loss_on_digits():
     x = Digits(train=True, size=8).images[:128]
     model = VAE((1, 8, 8), z_dim=4, hidden=32)
     opt = Adam(model.parameters(), lr=3e-3)
-    first = model.train_step(x, opt)["loss"]
+    first = TrainStep(model, opt)(x)["loss"]
     for _ in range(40):
-        last = model.train_step(x, opt)
+        last = TrainStep(model, opt)(x)
     assert np.isfinite(last["loss"]) and last["loss"] < first - 5
     assert last["loss"] == pytest.approx(last["recon"] + last["kl"], rel=1e-5)
 
@@ -127,7 +128,7 @@ def test_learned_decoder_variance_is_trained():
     x = rng.normal(size=(64, 4)).astype(np.float32) * 0.1
     opt = Adam(model.parameters(), lr=0.05)
     for _ in range(40):
-        model.train_step(x, opt)
+        TrainStep(model, opt)(x)
     assert model.decoder_logvar.item() < -1.0  # the data's scale is 0.1: sigma^2 shrinks
 
 
@@ -146,7 +147,7 @@ def test_runs_on_each_device(device):
     model = ConvVAE((1, 8, 8), z_dim=3, channels=(4, 8), hidden=16).to(device)
     x = sg.rand(4, 1, 8, 8, device=device)
     opt = Adam(model.parameters(), lr=1e-3)
-    out = model.train_step(x, opt)
+    out = TrainStep(model, opt)(x)
     assert np.isfinite(out["loss"])
     assert model.sample(2).device == sg.device(device)
     assert vae_tools.interpolate(model, x[:1], x[1:2], steps=3).shape == (1, 3, 1, 8, 8)

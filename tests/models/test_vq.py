@@ -27,6 +27,8 @@ import scratchgen.functional as F
 from scratchgen.autograd import Tensor
 from scratchgen.losses import vq as vql
 from scratchgen.models.vq_vae import VectorQuantizer, VQVAE
+from scratchgen.models.pixelcnn import PixelCNNTrainStep
+from scratchgen.models.steps import TrainStep
 from scratchgen.models.vq_vae2 import VQVAE2
 from scratchgen.testing import gradcheck
 
@@ -300,9 +302,9 @@ def test_vqvae_shapes_and_a_few_training_steps_reduce_the_loss():
                   data_variance=float(x.numpy().var()))
     assert model.latent_shape((16, 16)) == (4, 4) and model.latent_shape((28, 28)) == (7, 7)
     opt = sg.optim.Adam(model.parameters(), lr=3e-3)
-    first = model.train_step(x, opt)
+    first = TrainStep(model, opt)(x)
     for _ in range(20):
-        last = model.train_step(x, opt)
+        last = TrainStep(model, opt)(x)
     assert last["recon"] < 0.8 * first["recon"]
     codes = model.encode(x)
     assert codes.shape == (32, 4, 4) and codes.dtype == np.int64
@@ -355,7 +357,7 @@ def test_vqvae_and_prior_learn_the_embedded_digits():
     rng = np.random.default_rng(0)
     for _ in range(15):
         for idx in np.array_split(rng.permutation(len(xtr)), len(xtr) // 100):
-            model.train_step(sg.tensor(xtr[idx]), opt)
+            TrainStep(model, opt)(sg.tensor(xtr[idx]))
     model.eval()
     x = sg.tensor(xte)
     mse = float(((model.reconstruct(x).numpy() - xte) ** 2).mean() / xtr.var())
@@ -365,7 +367,7 @@ def test_vqvae_and_prior_learn_the_embedded_digits():
     popt = sg.optim.Adam(prior.parameters(), lr=2e-3)
     for _ in range(15):
         for idx in np.array_split(rng.permutation(len(ctr)), len(ctr) // 100):
-            prior.train_step(ctr[idx], popt)
+            PixelCNNTrainStep(prior, popt)(ctr[idx])
     prior.eval()
     with sg.no_grad():
         val = prior.loss(cte).item()

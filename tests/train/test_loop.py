@@ -264,3 +264,14 @@ def test_plain_iterables_as_loaders(tmp_path):
                 progress=False).fit()
     assert seen == [0.5, 1.5, 0.5] and r.epoch == 1
     assert load_checkpoint(tmp_path / "checkpoint.npz")["loader"] is None
+
+
+def test_training_applies_the_malloc_setting(tmp_path, setup_factory, monkeypatch):
+    """Training, not importing, keeps freed memory in the heap (kernels.memory)."""
+    from scratchgen.kernels import memory
+
+    calls = []
+    monkeypatch.setattr(memory, "configure_malloc", lambda: calls.append(1) or True)
+    s = setup_factory()
+    s.trainer(tmp_path, max_steps=2).fit()
+    assert calls == [1]
