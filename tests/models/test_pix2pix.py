@@ -5,6 +5,7 @@ the train step, and the example end to end on the digits (files, sample, eval, r
 from __future__ import annotations
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from scratchgen.models.pix2pix import (
 from scratchgen.models.patchgan import PatchGANDiscriminator
 from scratchgen.testing import gradcheck
 
-from conftest import MNIST_DIR
+MNIST_DIR = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
 
 
 def _x(seed, *shape, dtype="float32"):
