@@ -27,6 +27,9 @@ TINY = {
     "wgan_gp": ["--width", "8", "--steps", "5"],
     "sngan": ["--width", "8"],
     "sagan": ["--width", "8"],
+    "pix2pix": ["--width", "4"],
+    "cyclegan": ["--width", "4"],
+    "style_transfer": ["--width", "4"],
 }
 
 
@@ -40,7 +43,7 @@ def run(script: str, *args: str, cwd: pathlib.Path) -> subprocess.CompletedProce
 def test_the_folder_has_the_scripts():
     assert {"vae", "beta_vae", "info_vae", "vq_vae", "intro_vae", "soft_intro_vae",
             "hierarchical_vae", "gan", "dcgan", "cgan", "lsgan", "wgan_gp", "sngan",
-            "sagan"} <= set(SCRIPTS)
+            "sagan", "pix2pix", "cyclegan", "style_transfer"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
