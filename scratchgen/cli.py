@@ -53,7 +53,7 @@ from scratchgen import __version__
 
 __all__ = ["main", "MODELS", "BENCHMARKS"]
 
-#: ``scratchgen train NAME`` runs ``main(argv)`` of this module in ``scratchgen.examples``.
+#: ``scratchgen train NAME`` runs ``main(argv)`` of this module in ``scratchgen.recipes``.
 MODELS = {
     "softmax-regression": ("softmax_regression", "softmax regression written with raw ops"),
     "vae": ("vae_mnist", "VAE, fully connected or convolutional (Kingma & Welling)"),
@@ -139,7 +139,7 @@ def _example(run: str) -> tuple[str, Any]:
     name = read_run_config(run)["model"]
     if name not in MODELS:
         raise RunError(f"{run} is a run of {name!r}, which scratchgen does not know")
-    return name, importlib.import_module(f"scratchgen.examples.{MODELS[name][0]}")
+    return name, importlib.import_module(f"scratchgen.recipes.{MODELS[name][0]}")
 
 
 def _evaluation_parameters(fn: Any) -> list[inspect.Parameter] | None:
@@ -297,7 +297,7 @@ def _train(name: str, rest: list[str]) -> int:
     from scratchgen.train.report import write_report
     from scratchgen.train.run import recording_runs
 
-    module = importlib.import_module(f"scratchgen.examples.{MODELS[name][0]}")
+    module = importlib.import_module(f"scratchgen.recipes.{MODELS[name][0]}")
     sys.argv[0] = f"scratchgen train {name}"  # argparse in the module names itself after argv[0]
     with recording_runs() as folders:
         try:

@@ -87,4 +87,4 @@ def test_script_follows_the_conventions(script):
     for flag in ("--steps", "--out", "--force", "--seed"):
         assert f'"{flag}"' in text
     assert ".backward()" in text and ".zero_grad()" in text and ".step()" in text
-    assert "import scratchgen.examples" not in text and "from scratchgen.examples" not in text
+    assert "import scratchgen.recipes" not in text and "from scratchgen.recipes" not in text

@@ -71,7 +71,7 @@ def test_every_train_command_parses(command):
     words = shlex.split(command)[2:]
     name, argv = words[0], words[1:]
     assert name in cli.MODELS, name
-    module = importlib.import_module(f"scratchgen.examples.{cli.MODELS[name][0]}")
+    module = importlib.import_module(f"scratchgen.recipes.{cli.MODELS[name][0]}")
     module.parser().parse_args(argv)     # an unknown flag or a bad value exits here
 
 

@@ -1,4 +1,4 @@
-"""Training time per MNIST epoch of every model the examples train, on this machine.
+"""Training time per MNIST epoch of every model the recipes train, on this machine.
 
     scratchgen bench models                                  # every model, on the CPU
     scratchgen bench models --models vae,conv-vae --steps 50 # a subset, more steps
@@ -8,9 +8,9 @@
 (``OPENBLAS_NUM_THREADS=1 scratchgen bench models`` times one core, steadier on a shared
 machine; the README's table is measured so.)
 
-Each model is built by its example's own code (``build_model`` & co. in scratchgen/examples/)
-from the options of the example's MNIST command line at 28x28, with the example's batch size
-and optimizer, and trained with the train step the example's Trainer calls. The data are
+Each model is built by its recipe's own code (``build_model`` & co. in scratchgen/recipes/)
+from the options of the recipe's MNIST command line at 28x28, with the recipe's batch size
+and optimizer, and trained with the train step the recipe's Trainer calls. The data are
 random batches of MNIST's shape, dtype and range (float32 (N, 1, 28, 28) pixels in [0, 1],
 scaled to [-0.5, 0.5] for the VQ-VAEs, binarized for the hierarchical VAEs; int64 labels;
 int64 code maps for the PixelCNN priors): no data set is needed, and a step's cost does not
@@ -26,9 +26,9 @@ update(s), and the ``.item()`` reads of the losses the step returns (on a GPU th
 the step to finish, so a step's time is its device time too).
 What is not: data loading, shuffling and host-to-device copies (one batch, made once on the
 device, is fed to every step), evaluation, sample pictures, checkpoints, logging,
-learning-rate schedules, the Trainer's own loop, and the bookkeeping some examples do around
+learning-rate schedules, the Trainer's own loop, and the bookkeeping some recipes do around
 the step (code-use counters of the VQ-VAEs, per-step clocks). A real epoch takes longer by
-those; the examples report their measured epochs (training only) in their summaries.
+those; the recipes report their measured epochs (training only) in their summaries.
 
 Models (``--models``, comma-separated; default all):
 
@@ -104,7 +104,7 @@ def _tensors(device: str, *arrays: numpy.ndarray) -> tuple:
 def _example(name: str, device: str, *flags: str) -> tuple[Any, argparse.Namespace]:
     """The example module and its options for ``flags`` (its MNIST command line), options left
     unset filled in from the example's per-data-set ``DEFAULTS`` where it has them."""
-    module = importlib.import_module(f"scratchgen.examples.{name}")
+    module = importlib.import_module(f"scratchgen.recipes.{name}")
     args = module.parser().parse_args(["--data", "mnist", *flags, "--device", device])
     for key, value in getattr(module, "DEFAULTS", {}).get("mnist", {}).items():
         if getattr(args, key, None) is None:
@@ -112,7 +112,7 @@ def _example(name: str, device: str, *flags: str) -> tuple[Any, argparse.Namespa
     return module, args
 
 
-# ---- the models, as their examples build and train them ------------------------------------------
+# ---- the models, as their recipes build and train them ------------------------------------------
 
 def _vae_family(name: str, *flags: str) -> Callable[[str, numpy.random.Generator], Case]:
     """vae_mnist.py, beta_vae.py, info_vae.py: ``TrainStep(model, adam)``."""
@@ -147,7 +147,7 @@ def _vq_vae2_prior(level: str) -> Callable[[str, numpy.random.Generator], Case]:
     """vq_vae2.py, stage 2: the top prior, or the bottom prior given the top codes (expanded
     to its one-hot conditioning map by the VQ-VAE-2 inside the step, as in the example)."""
     def make(device: str, rng: numpy.random.Generator) -> Case:
-        from scratchgen.examples.pixelcnn_prior import PriorStep
+        from scratchgen.recipes.pixelcnn_prior import PriorStep
 
         ex, args = _example("vq_vae2", device)
         model, _, _ = ex.build_model(args, 1.0)
@@ -220,7 +220,7 @@ def _hierarchical(kind: str) -> Callable[[str, numpy.random.Generator], Case]:
 
 def _lenet(device: str, rng: numpy.random.Generator) -> Case:
     """lenet_mnist.py: cross-entropy and Adam on (pixels, labels)."""
-    module = importlib.import_module("scratchgen.examples.lenet_mnist")
+    module = importlib.import_module("scratchgen.recipes.lenet_mnist")
     args = module.parser().parse_args(["--device", device])
     model, opt = module.build_model(args)
     n = args.batch_size
@@ -269,7 +269,7 @@ def measure(name: str, steps: int = 20, warmup: int = 3, device: str = "cpu",
         case.step(case.batch)
         times.append(time.perf_counter() - start)
     median = float(numpy.median(times))
-    return {"model": name, "example": f"scratchgen/examples/{example}.py", "what": what,
+    return {"model": name, "example": f"scratchgen/recipes/{example}.py", "what": what,
             "batch_size": case.batch_size, "ms_per_step": 1e3 * median,
             "steps_per_epoch": case.steps_per_epoch,
             "seconds_per_epoch": median * case.steps_per_epoch,
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     memory.configure_malloc()  # reuse freed temporaries, as training does
     if args.list:
         for name, (what, example, _) in MODELS.items():
-            print(f"{name:22s} {what} (scratchgen/examples/{example}.py)")
+            print(f"{name:22s} {what} (scratchgen/recipes/{example}.py)")
         return []
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODELS]

@@ -6,7 +6,7 @@
     scratchgen bench modes --list                  # the configs
 
 Each run trains ``scratchgen train gan`` 's networks with its training code
-(``scratchgen.examples.gan.train``; nothing is written to disk for it) from seed s = 0, 1, ...
+(``scratchgen.recipes.gan.train``; nothing is written to disk for it) from seed s = 0, 1, ...
 for 10,000 updates on the ring and 30,000 on the grid -- fewer than the example's defaults
 (20,000 and 100,000), to fit 40 runs in about 45 minutes of two shared cores -- then
 draws 2,500 samples (the EMA generator when the config keeps one) and scores them with
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from scratchgen.examples import gan as example
+from scratchgen.recipes import gan as example
 from scratchgen.kernels import memory
 from scratchgen.metrics.modes import setting_coverage
 

@@ -18,7 +18,7 @@ dilation, 99% of the originals). The embedded 8x8 digits, resampled to 28x28, ha
 strokes about 5 pixels wide and take k = 3 (of their 297 test digits, 95% and 92% are read
 correctly after 3x3 erosion and dilation, 97% of the originals).
 
-What the task measures (``examples/cyclegan.py``): the labels ride along, unused in training;
+What the task measures (``recipes/cyclegan.py``): the labels ride along, unused in training;
 a translation keeps the content when the shipped classifier still reads the right digit, and
 it changes the style when ``stroke_mass`` (the mean ink per image) moves from the source
 domain's value to the target domain's. Everything here is deterministic (no random numbers).

@@ -6,6 +6,7 @@ plain function, and each is registered in ``OPS`` with a gradient check in the t
 from scratchgen.functional.registry import OPS, OpInfo, register  # noqa: F401
 from scratchgen.functional.shape import *  # noqa: F401,F403
 from scratchgen.functional.elementwise import *  # noqa: F401,F403
+from scratchgen.functional.piecewise import *  # noqa: F401,F403
 from scratchgen.functional.reduction import *  # noqa: F401,F403
 from scratchgen.functional.linalg import *  # noqa: F401,F403
 from scratchgen.functional.loss import *  # noqa: F401,F403

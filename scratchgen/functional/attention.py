@@ -10,7 +10,7 @@ from typing import Any
 
 from scratchgen.kernels import attention as _attn
 from scratchgen.autograd import Function, Tensor
-from scratchgen.functional.elementwise import where
+from scratchgen.functional.piecewise import where
 from scratchgen.functional.linalg import matmul, transpose_last
 from scratchgen.functional.reduction import softmax, sum
 from scratchgen.functional.registry import register

@@ -10,7 +10,8 @@ from typing import Any
 
 from scratchgen import backend
 from scratchgen.autograd import Function, Tensor
-from scratchgen.functional.elementwise import abs, as_tensor, clip, log, log1p, maximum, sigmoid
+from scratchgen.functional.elementwise import as_tensor, log, log1p, sigmoid
+from scratchgen.functional.piecewise import abs, clip, maximum
 from scratchgen.functional.reduction import logsumexp, mean, sum
 from scratchgen.functional.registry import register
 

@@ -127,7 +127,7 @@ class ResnetGenerator(nn.Module):
     (its shift replaces it). With ``"none"`` the reference drops those biases too; here they
     stay, since no norm follows to supply a shift. Sizes for small images: a 28x28 digit is a
     7x7 map after the two downsamplings, which 2 to 3 blocks already cover (each adds 2 cells
-    of receptive field per 3x3 convolution), so ``examples/cyclegan.py`` uses 3.
+    of receptive field per 3x3 convolution), so ``recipes/cyclegan.py`` uses 3.
     """
 
     def __init__(self, in_channels: int, out_channels: int, ngf: int = 64, n_blocks: int = 9,

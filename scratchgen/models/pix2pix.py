@@ -53,7 +53,7 @@ Where this code differs from the reference code (and where the code differs from
   ngf * 8 channels, which are the n - 5 blocks just outside the innermost one (3 for
   ``unet_256``; the innermost block itself has none). ``n_dropout=None`` follows the code;
   ``n_dropout=k`` puts it in the k blocks just outside the innermost (at most n - 2). For 32 x
-  32 images (n = 5) the code's rule gives no dropout at all, so ``examples/pix2pix.py`` passes
+  32 images (n = 5) the code's rule gives no dropout at all, so ``recipes/pix2pix.py`` passes
   ``n_dropout=2``.
 * Biases. The reference drops the bias of every conv when the norm is batch norm, also the
   outermost and innermost encoder convs that no norm follows; here only layers followed by

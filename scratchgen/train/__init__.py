@@ -4,6 +4,7 @@ write files for the user.
 - ``Trainer``: the loop every model uses (progress, ``metrics.jsonl``, sample grids,
   atomic checkpoints by steps and by time, exact resume, Ctrl-C and SIGTERM checkpoints, a
   stop at the first non-finite loss); ``History``: per-epoch rows checkpointed with the run.
+- ``TimedStep``: a train step that adds up the seconds spent in it (training time alone).
 - ``BestWeights``: the weights at the best validation figure, checkpointed with the run.
 - ``save_checkpoint`` / ``load_checkpoint`` / ``load_latest``: the checkpoint files.
 - ``read_metrics``: ``metrics.jsonl`` back as series for ``plot_curves``.
@@ -38,6 +39,7 @@ from scratchgen.train.run import (  # noqa: F401
     read_run_config, recording_runs, write_run_config,
 )
 from scratchgen.train.report import REPORT_NAME, render_report, write_report  # noqa: F401
+from scratchgen.train.timing import TimedStep  # noqa: F401
 
 __all__ = [
     "Trainer", "FitResult", "History", "TrainingInterrupted", "NonFiniteLossError",
@@ -50,5 +52,5 @@ __all__ = [
     "CONFIG_NAME", "MAY_CHANGE", "RunError", "prepare_run_folder", "given_options",
     "write_run_config", "read_run_config", "load_run_state", "recording_runs",
     "REPORT_NAME", "render_report", "write_report", "label_grid", "png_description",
-    "curves_image", "bar_chart",
+    "curves_image", "bar_chart", "TimedStep",
 ]

@@ -173,7 +173,7 @@ def test_mmd_vae_pulls_the_aggregate_posterior_to_the_prior():
 def _load_example(name):
     import importlib
 
-    return importlib.import_module(f"scratchgen.examples.{name}")
+    return importlib.import_module(f"scratchgen.recipes.{name}")
 
 
 def test_ae_vs_vae_example(tmp_path):

@@ -11,7 +11,7 @@ from PIL import Image
 
 import scratchgen as sg
 from scratchgen import cli
-from scratchgen.examples import cyclegan as example
+from scratchgen.recipes import cyclegan as example
 from scratchgen.models.cyclegan import (
     CycleGANTrainStep, ImagePool, ResnetBlock, ResnetGenerator, cycle_loss, identity_loss,
 )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import scratchgen as sg
-from scratchgen.examples import gan as example
+from scratchgen.recipes import gan as example
 from scratchgen.losses import gan as gan_losses
 from scratchgen.models.gan import Maxout, MLPDiscriminator, MLPGenerator, pack_samples
 from scratchgen.models.gan_training import GANTrainStep

@@ -154,7 +154,7 @@ def test_bad_configurations():
 def test_hierarchical_example_compares_three_models(tmp_path):
     import importlib
 
-    mod = importlib.import_module("scratchgen.examples.hierarchical_vae")
+    mod = importlib.import_module("scratchgen.recipes.hierarchical_vae")
     res = mod.main(["--compare", "--epochs", "1", "--k", "4", "--out", str(tmp_path)])
     params = [e["parameters"] for e in res["models"].values()]
     assert set(res["models"]) == {"hvae", "single", "vae"}

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from scratchgen.examples import image_gan
+from scratchgen.recipes import image_gan
 from scratchgen.serialization import load
 
 TINY = ["--steps", "3", "--batch-size", "8", "--width", "4", "--z-dim", "6",
@@ -17,7 +17,7 @@ TINY = ["--steps", "3", "--batch-size", "8", "--width", "4", "--z-dim", "6",
 
 
 def _example(name):
-    return importlib.import_module(f"scratchgen.examples.{name}")
+    return importlib.import_module(f"scratchgen.recipes.{name}")
 
 
 def _has_classifier(data="digits"):

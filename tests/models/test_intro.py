@@ -240,7 +240,7 @@ def test_soft_intro_scale_images_and_density_and_schedule():
 def _example(name: str):
     import importlib
 
-    return importlib.import_module(f"scratchgen.examples.{name}")
+    return importlib.import_module(f"scratchgen.recipes.{name}")
 
 
 @pytest.mark.slow

@@ -250,7 +250,7 @@ TINY = ["--steps", "3", "--batch-size", "8", "--ngf", "2", "--ndf", "2", "--samp
 
 
 def _example():
-    from scratchgen.examples import pix2pix as example
+    from scratchgen.recipes import pix2pix as example
     return example
 
 

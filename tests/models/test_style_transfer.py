@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import scratchgen as sg
-from scratchgen.examples import style_transfer as example
+from scratchgen.recipes import style_transfer as example
 from scratchgen.losses.perceptual import PerceptualLoss
 from scratchgen.models.style_transfer import (
     ImageOptimizationTrainStep, StyleTransferTrainStep, TransformerNet, optimize_image,

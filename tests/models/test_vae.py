@@ -344,7 +344,7 @@ def test_evaluate_loss_weights_batches_by_size(small_vae):
 def _load_example(name):
     import importlib
 
-    return importlib.import_module(f"scratchgen.examples.{name}")
+    return importlib.import_module(f"scratchgen.recipes.{name}")
 
 
 def test_vae_example_runs_and_writes_its_pictures(tmp_path):

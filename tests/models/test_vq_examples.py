@@ -14,7 +14,7 @@ from scratchgen.train import write_run_config
 
 
 def _example(name):
-    return importlib.import_module(f"scratchgen.examples.{name}")
+    return importlib.import_module(f"scratchgen.recipes.{name}")
 
 
 def test_vq_vae_then_its_prior(tmp_path):

@@ -46,7 +46,7 @@ def test_eval_prints_one_json_object(tmp_path, capsys, name):
     import importlib
 
     args, keys = CASES[name]
-    module = importlib.import_module(f"scratchgen.examples.{cli.MODELS[name][0]}")
+    module = importlib.import_module(f"scratchgen.recipes.{cli.MODELS[name][0]}")
     module.main(args + ["--out", str(tmp_path)])
     capsys.readouterr()
     flags = ["--images", "20"] + (["--k", "4"] if "k" in keys else [])
@@ -134,7 +134,7 @@ def test_eval_flags_come_from_the_signature(tmp_path, capsys, monkeypatch):
 def _finished_run(tmp_path, name, args):
     import importlib
 
-    module = importlib.import_module(f"scratchgen.examples.{cli.MODELS[name][0]}")
+    module = importlib.import_module(f"scratchgen.recipes.{cli.MODELS[name][0]}")
     module.main(args + ["--out", str(tmp_path)])
     return module
 

@@ -27,7 +27,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_sample_from_a_finished_run(tmp_path, name):
-    module = importlib.import_module(f"scratchgen.examples.{cli.MODELS[name][0]}")
+    module = importlib.import_module(f"scratchgen.recipes.{cli.MODELS[name][0]}")
     args, shape = CASES[name]
     module.main(args + ["--out", str(tmp_path)])
     x = module.sample(tmp_path, 5, seed=1)
@@ -41,4 +41,4 @@ def test_sample_from_a_finished_run(tmp_path, name):
         module.sample(tmp_path, 5, label=3)
     with pytest.raises(ValueError, match="is a run of"):   # another model's run
         other = "vae" if name != "vae" else "beta-vae"
-        importlib.import_module(f"scratchgen.examples.{cli.MODELS[other][0]}").sample(tmp_path, 1)
+        importlib.import_module(f"scratchgen.recipes.{cli.MODELS[other][0]}").sample(tmp_path, 1)

@@ -75,7 +75,7 @@ __all__ = ["main", "parser", "build_model", "fit_vq", "load_images", "load_vqvae
 
 
 def add_common_arguments(p: argparse.ArgumentParser, out: str, epochs: int) -> None:
-    """The options the VQ examples share: data, size, epochs, batch, device, out, seed,
+    """The options the VQ recipes share: data, size, epochs, batch, device, out, seed,
     ``--checkpoint-every`` and ``--allow-nonfinite``."""
     p.add_argument("--data", choices=["digits", "mnist"], default="digits",
                    help="embedded digits (no download) or MNIST")
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                "test_normalized_mse": test_mse(),
                "test_perplexity": vql.codebook_perplexity(use),
                "test_dead_codes": vql.dead_codes(use),
-               "command": " ".join(["python", "-m", "scratchgen.examples.vq_vae"]
+               "command": " ".join(["python", "-m", "scratchgen.recipes.vq_vae"]
                                    + list(sys.argv[1:] if argv is None else argv))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"test normalised MSE {summary['test_normalized_mse']:.4f}, codebook perplexity "

@@ -104,10 +104,11 @@ import numpy as np
 import scratchgen as sg
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.data.edges import edge_map
-from scratchgen.examples.image_gan_outputs import classifier_for, labelled_rows
+from scratchgen.recipes.image_gan_outputs import classifier_for, labelled_rows
 from scratchgen.metrics.sharpness import laplacian_variance
 from scratchgen.models import pix2pix
 from scratchgen.train import (
+    TimedStep,
     MAY_CHANGE, RunError, Trainer, given_options, isolated_rng, load_run_state, plot_curves,
     prepare_run_folder, read_metrics, read_run_config, save_image_grid,
 )
@@ -262,26 +263,6 @@ def _translate(G: Any, sources: np.ndarray, test_mode: str) -> np.ndarray:
 
 # ---- training ---------------------------------------------------------------------------------
 
-class _TimedStep:
-    """The train step, timing its calls (seconds per epoch without pictures and saving)."""
-
-    def __init__(self, step: pix2pix.Pix2PixTrainStep) -> None:
-        self.step, self.seconds, self.calls = step, 0.0, 0
-
-    def __call__(self, batch: Any) -> dict[str, float]:
-        t0 = time.perf_counter()
-        out = self.step(batch)
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.step.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step.load_state_dict(state)
-
-
 def _rows(G: Any, src: np.ndarray, tgt: np.ndarray, test_mode: str = "eval"
           ) -> list[tuple[str, np.ndarray]]:
     """outline | G(x) (in ``test_mode``) | real target [| G(x) in eval mode but with dropout
@@ -326,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     G, D = build(opts)
     step = pix2pix.Pix2PixTrainStep(G, D, loss=args.loss, lambda_l1=args.lambda_l1,
                                     lr=args.lr, betas=(args.beta1, args.beta2))
-    timed = _TimedStep(step)
+    timed = TimedStep(step)
     loader = DataLoader(ArrayDataset(data["train_x"], data["train_y"]),
                         batch_size=args.batch_size, shuffle=True, drop_last=True,
                         seed=args.seed, device=args.device)

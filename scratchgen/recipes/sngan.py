@@ -31,14 +31,14 @@ Measured on a shared 2-core CPU (other jobs running), seconds per MNIST epoch (9
 ../shared/data/mnist --steps 100``): 1350 s for the CNN (1.44 s per step), 1067 s for
 ``--arch resnet`` (1.14 s per step).
 
-The shared recipe, its outputs and its evaluation are in ``examples/image_gan.py``.
+The shared recipe, its outputs and its evaluation are in ``recipes/image_gan.py``.
 """
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from scratchgen.examples import image_gan
+from scratchgen.recipes import image_gan
 from scratchgen.models import sngan
 
 __all__ = ["RECIPE", "parser", "main", "sample", "evaluate", "build_networks"]

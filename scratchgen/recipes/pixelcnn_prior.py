@@ -94,7 +94,7 @@ from scratchgen.train import (
 )
 from scratchgen.train.options import ArgumentParser, fraction, positive_float, positive_int
 
-from scratchgen.examples.vq_vae import add_common_arguments, batched, load_images, load_vqvae
+from scratchgen.recipes.vq_vae import add_common_arguments, batched, load_images, load_vqvae
 
 __all__ = ["main", "parser", "build_prior", "PriorStep", "fit_prior", "validation_nll",
            "sample", "evaluate"]
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if not vq_path.exists():
         if args.vqvae:
             raise SystemExit(f"{vq_path} does not exist: train one with `scratchgen train vq-vae`")
-        from scratchgen.examples import vq_vae
+        from scratchgen.recipes import vq_vae
 
         print(f"no VQ-VAE given: training one into {vq_path.parent} first")
         vq_vae.main(["--data", args.data, "--size", str(args.size), "--epochs",
@@ -418,7 +418,7 @@ def _fit_and_report(args: argparse.Namespace, out: pathlib.Path, vqvae: Any,
         "test_nats_per_code": validation_nll(prior, data["test_codes"], data["test_labels"],
                                              device=args.device),
         "vqvae": str(vq_path),
-        "command": " ".join(["python", "-m", "scratchgen.examples.pixelcnn_prior"]
+        "command": " ".join(["python", "-m", "scratchgen.recipes.pixelcnn_prior"]
                             + list(sys.argv[1:] if args.argv is None else args.argv))}
     kept = "the last epoch's weights"
     if held_out:

@@ -41,7 +41,7 @@ import numpy as np
 import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen.data import MNIST, ArrayDataset, DataLoader, Digits
-from scratchgen.examples.vq_vae import batched
+from scratchgen.recipes.vq_vae import batched
 from scratchgen.losses.kl import kl_normal_standard_normal
 from scratchgen.models.intro_vae import IntroVAE, IntroVAETrainStep
 from scratchgen.train import (

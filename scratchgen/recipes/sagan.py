@@ -27,14 +27,14 @@ Measured on a shared 2-core CPU (other jobs running): 1712 s per MNIST epoch (93
 64; 1.83 s per step, timed over the first 100 steps of ``scratchgen train sagan --data mnist
 --data-dir ../shared/data/mnist --steps 100``).
 
-The shared recipe, its outputs and its evaluation are in ``examples/image_gan.py``.
+The shared recipe, its outputs and its evaluation are in ``recipes/image_gan.py``.
 """
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from scratchgen.examples import image_gan
+from scratchgen.recipes import image_gan
 from scratchgen.models import sagan
 from scratchgen.train.options import positive_int
 

@@ -68,7 +68,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import time
 from typing import Any
 
 import numpy as np
@@ -81,6 +80,7 @@ from scratchgen.nn import Parameter
 from scratchgen.optim import SGD
 from scratchgen.optim.lr_scheduler import LinearDecayLR
 from scratchgen.train import (
+    TimedStep,
     MAY_CHANGE, RunError, Trainer, given_options, isolated_rng, load_run_state, plot_curves,
     prepare_run_folder, read_metrics, read_run_config, save_image_grid,
 )
@@ -294,26 +294,6 @@ def draw_translations(G: Any, F: Any, a: np.ndarray, b: np.ndarray, path: pathli
 
 # ---- training ---------------------------------------------------------------------------------
 
-class _TimedStep:
-    """The train step, timing its calls (seconds per epoch exclude pictures and saving)."""
-
-    def __init__(self, step: CycleGANTrainStep) -> None:
-        self.step, self.seconds, self.calls = step, 0.0, 0
-
-    def __call__(self, batch: Any) -> dict[str, float]:
-        t0 = time.perf_counter()
-        out = self.step(batch)
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.step.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step.load_state_dict(state)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train CycleGAN as the command line ``argv`` says; returns metrics.json's dict."""
     p = parser()
@@ -337,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     step = CycleGANTrainStep(G, F, D_A, D_B, lambda_cycle=args.lambda_cycle,
                              lambda_identity=args.lambda_identity, pool_size=args.pool_size,
                              lr=args.lr, betas=(args.beta1, args.beta2), seed=args.seed)
-    timed = _TimedStep(step)
+    timed = TimedStep(step)
     try:
         loader = UnpairedLoader(a * 2.0 - 1.0, b * 2.0 - 1.0, args.batch_size, seed=args.seed,
                                 device=args.device)
@@ -442,7 +422,7 @@ def sample(run: pathlib.Path | str, n: int, label: int | None = None, seed: int 
 def evaluate(run: pathlib.Path, device: str = "cpu", eval_images: int | None = None
              ) -> dict[str, Any]:
     """Classifier accuracy of G(A) and F(B), stroke masses and cycle L1 of the run's newest
-    checkpoint on the test domains (see the module docstring of ``examples/cyclegan.py``).
+    checkpoint on the test domains (see the module docstring of ``recipes/cyclegan.py``).
 
     Args:
         eval_images: test images per domain (default: the run's --eval-images)

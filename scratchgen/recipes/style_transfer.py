@@ -86,7 +86,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import time
 from typing import Any
 
 import numpy as np
@@ -101,6 +100,7 @@ from scratchgen.models.vgg import (
     JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, load_vgg16, random_vgg16,
 )
 from scratchgen.train import (
+    TimedStep,
     MAY_CHANGE, RunError, Trainer, given_options, load_run_state, plot_curves,
     prepare_run_folder, read_metrics, read_run_config, save_image_grid,
 )
@@ -303,26 +303,6 @@ def _shown(losses: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in losses.items())
 
 
-class _Timed:
-    """The train step, timing its calls (seconds per step exclude pictures and saving)."""
-
-    def __init__(self, step: Any) -> None:
-        self.step, self.seconds, self.calls = step, 0.0, 0
-
-    def __call__(self, batch: Any) -> dict[str, float]:
-        t0 = time.perf_counter()
-        out = self.step(batch)
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.step.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step.load_state_dict(state)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train (or with --optimize, optimise one picture) as ``argv`` says; returns the dict
     written to metrics.json."""
@@ -353,7 +333,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     net = TransformerNet(args.width, args.num_residual).to(args.device)
     step = StyleTransferTrainStep(net, loss_fn, grams, lr=args.lr)
-    timed = _Timed(step)
+    timed = TimedStep(step)
     crops = RandomCrops([_image("--content", c) for c in args.content], args.image_size,
                         args.batch_size, args.seed, args.device)
     n_params = sum(q.size for q in net.parameters())
@@ -393,7 +373,7 @@ def _optimize(opts: dict[str, Any], out: pathlib.Path, loss_fn: PerceptualLoss,
         init = np.random.default_rng(opts["seed"]).uniform(0, 1, picture.shape)
     step = ImageOptimizationTrainStep(lambda x: loss_fn(x, content, grams),
                                  sg.tensor(init.astype(np.float32), device=dev), opts["lr"])
-    timed = _Timed(step)
+    timed = TimedStep(step)
     print(f"Gatys style transfer: {opts['content'][0]} in the style of {opts['style']}, "
           f"{picture.shape[2]}x{picture.shape[3]} pixels from {opts['init']}, Adam lr "
           f"{opts['lr']:g}, {opts['steps']} steps")

@@ -49,14 +49,14 @@ nearly the same digit for every class, after 6 they follow the label 63-70% of t
 Hence ``concat`` is the default here (the conditional-batch-norm generators of Miyato &
 Koyama are deep ResNets with one in every block).
 
-The shared recipe, its outputs and its evaluation are in ``examples/image_gan.py``.
+The shared recipe, its outputs and its evaluation are in ``recipes/image_gan.py``.
 """
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from scratchgen.examples import image_gan
+from scratchgen.recipes import image_gan
 from scratchgen.models import cgan, dcgan
 
 __all__ = ["RECIPE", "parser", "main", "sample", "evaluate", "build_networks"]

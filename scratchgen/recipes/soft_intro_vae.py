@@ -75,11 +75,11 @@ import numpy as np
 
 import scratchgen as sg
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
-from scratchgen.examples.intro_vae import (
+from scratchgen.recipes.intro_vae import (
     channel_widths, evaluate_model, image_statistics, sample_grid_hook, sample_model,
     save_samples_and_reconstructions, widths,
 )
-from scratchgen.examples.vq_vae import batched
+from scratchgen.recipes.vq_vae import batched
 from scratchgen.models.soft_intro_vae import SoftIntroVAE, SoftIntroVAETrainStep
 from scratchgen.train import (
     Trainer, given_options, prepare_run_folder, read_metrics, read_run_config,

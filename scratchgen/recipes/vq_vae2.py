@@ -51,8 +51,8 @@ from scratchgen.train import prepare_run_folder
 from scratchgen.train import read_run_config, save_image_grid
 from scratchgen.train.options import ArgumentParser, positive_float, positive_int
 
-from scratchgen.examples.pixelcnn_prior import fit_prior, validation_nll
-from scratchgen.examples.vq_vae import add_common_arguments, batched, fit_vq, load_images
+from scratchgen.recipes.pixelcnn_prior import fit_prior, validation_nll
+from scratchgen.recipes.vq_vae import add_common_arguments, batched, fit_vq, load_images
 
 __all__ = ["main", "parser", "build_model", "build_priors", "PRIOR_LR", "sample", "evaluate"]
 
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                             "from the bottom prior given them, decoded")
     summary = {"config": config, "epochs": history, "test_normalized_mse": test_mse(),
                "top_prior": top_hist, "bottom_prior": bot_hist,
-               "command": " ".join(["python", "-m", "scratchgen.examples.vq_vae2"]
+               "command": " ".join(["python", "-m", "scratchgen.recipes.vq_vae2"]
                                    + list(sys.argv[1:] if argv is None else argv))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"test normalised MSE {summary['test_normalized_mse']:.4f}; prior validation "

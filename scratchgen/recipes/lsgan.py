@@ -32,13 +32,13 @@ Measured on a shared 2-core CPU (other jobs running): 181 s per MNIST epoch (937
 0.193 s per step, timed over the first 100 steps of
 ``scratchgen train lsgan --data mnist --data-dir ../shared/data/mnist --steps 100``).
 
-The shared recipe, its outputs and its evaluation are in ``examples/image_gan.py``.
+The shared recipe, its outputs and its evaluation are in ``recipes/image_gan.py``.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from scratchgen.examples import image_gan
+from scratchgen.recipes import image_gan
 from scratchgen.models import dcgan
 
 __all__ = ["RECIPE", "parser", "DEFAULTS", "main", "sample", "evaluate", "build_networks"]

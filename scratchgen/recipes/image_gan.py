@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -49,10 +48,11 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models import gan_tools
 from scratchgen.models.gan_training import GANTrainStep, restore_generator
 from scratchgen.train import (
+    TimedStep,
     MAY_CHANGE, RunError, Trainer, given_options, isolated_rng, load_run_state, plot_curves,
     prepare_run_folder, read_metrics, read_run_config,
 )
-from scratchgen.examples.image_gan_outputs import (
+from scratchgen.recipes.image_gan_outputs import (
     classifier_for, classifier_view, draw_final_pictures, evaluate, fixed_latents,
     host_images01, labelled_rows, print_evaluation, sample_hook,
 )
@@ -219,26 +219,6 @@ def load_data(opts: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 # ---- training ---------------------------------------------------------------------------------
 
-class _TimedStep:
-    """The train step, timing its calls (the seconds per epoch exclude pictures and saving)."""
-
-    def __init__(self, step: GANTrainStep) -> None:
-        self.step, self.seconds, self.calls = step, 0.0, 0
-
-    def __call__(self, batch: Any) -> dict[str, float]:
-        t0 = time.perf_counter()
-        out = self.step(batch)
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.step.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step.load_state_dict(state)
-
-
 def main(recipe: Recipe, argv: list[str] | None = None) -> dict[str, Any]:
     """Train ``recipe``'s GAN as the command line ``argv`` says; returns metrics.json's dict."""
     p = parser(recipe)
@@ -268,7 +248,7 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> dict[str, Any]:
     step = GANTrainStep(G, D, d_loss=d["d_loss"], g_loss=d["g_loss"], lr_g=args.lr_g,
                         lr_d=args.lr_d, betas=(args.beta1, args.beta2), n_dis=args.n_dis,
                         gp_lambda=d.get("gp_lambda", 0.0), ema_decay=args.ema)
-    timed = _TimedStep(step)
+    timed = TimedStep(step)
     arrays = (xtr * 2.0 - 1.0, ytr) if conditional else (xtr * 2.0 - 1.0,)   # [0,1] -> [-1,1]
     loader = DataLoader(ArrayDataset(*arrays), batch_size=args.batch_size, shuffle=True,
                         drop_last=True, seed=args.seed, device=args.device)

@@ -1,7 +1,7 @@
 """What a trained image GAN is shown and measured by: the pictures its run writes (the fixed-noise
 grids during training; samples, interpolations and latent arithmetic at the end) and its
 evaluation on the shipped classifier's features, each figure beside the real-vs-real baseline.
-``examples/image_gan.py`` calls them; its docstring lists the files and the protocol."""
+``recipes/image_gan.py`` calls them; its docstring lists the files and the protocol."""
 from __future__ import annotations
 
 import pathlib

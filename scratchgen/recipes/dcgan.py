@@ -17,7 +17,7 @@ that small set (width 64 / batch 64 for 60 epochs: slower, and worse samples and
 
 Measured on a shared 2-core CPU (other jobs running; seconds are wall clock of the training
 steps alone). Figures are "model (real-vs-real baseline)" on the shipped classifier's features
-(``examples/image_gan.py`` explains the baseline):
+(``recipes/image_gan.py`` explains the baseline):
 
     scratchgen train dcgan --eval               # the default run, on the digits
       4600 steps in 115-182 s (1 min 56 s for the whole command on a lightly loaded machine);
@@ -31,19 +31,19 @@ steps alone). Figures are "model (real-vs-real baseline)" on the shipped classif
         7 - 1 + 0 gives a 0 with the 7's top bar, read as 0 by the classifier
       6 epochs: FD 156.7, KID 12.6, classifier score 6.15, precision 0.470, recall 0.710,
         KL to uniform 0.098 (the class-conditional nets with concatenated labels reach
-        FD 14.6 in the same 6 epochs: ``examples/cgan.py``); arithmetic.png: a 7 whose stroke
+        FD 14.6 in the same 6 epochs: ``recipes/cgan.py``); arithmetic.png: a 7 whose stroke
         closes into a loop, read as 7 (7 of the 8 images)
     (the FC VAE, ``scratchgen train vae --data mnist --epochs 10``, through the same
      evaluation: FD 276.1, KID 25.1, classifier score 4.84, precision 0.697, recall 0.570,
      KL to uniform 0.093)
 
-The shared recipe, its outputs and its evaluation are in ``examples/image_gan.py``.
+The shared recipe, its outputs and its evaluation are in ``recipes/image_gan.py``.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from scratchgen.examples import image_gan
+from scratchgen.recipes import image_gan
 from scratchgen.models import dcgan
 
 __all__ = ["RECIPE", "parser", "main", "sample", "evaluate", "build_networks"]

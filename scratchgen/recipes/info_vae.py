@@ -15,7 +15,7 @@ reconstructions than a VAE of the same size) while prior samples still land wher
 was trained.
 
 Measured on MNIST (the fifth command: alpha = 1, lambda = 1000, IMQ, z = 20, seed 0, 10
-epochs): test reconstruction 78.57 nats per image (the VAE of scratchgen/examples/vae_mnist.py: 80.08),
+epochs): test reconstruction 78.57 nats per image (the VAE of scratchgen/recipes/vae_mnist.py: 80.08),
 KL 95.26 (unpenalized, so -ELBO 173.83 is not what this model optimizes), MMD^2 between 2000
 test codes and 2000 prior draws 0.0037 (the VAE's: 0.0067), 20 of 20 units active.
 
@@ -46,7 +46,7 @@ from scratchgen.models.info_vae import InfoVAE
 from scratchgen.train import given_options, save_interpolation_strip, scatter_2d
 from scratchgen.train.options import finite_float
 
-from scratchgen.examples.beta_vae import (
+from scratchgen.recipes.beta_vae import (
     evaluate_run, fit, prepare, sample_run, save_samples_and_pairs, vae_parser,
 )
 

@@ -6,7 +6,7 @@
         --beta 4 --out runs/beta-vae-mnist               # on MNIST
     scratchgen train beta-vae --beta 1 ...             # the plain VAE, to compare with
 
-Same networks as scratchgen/examples/vae_mnist.py (``--arch fc`` 784-400-z or ``--arch conv``), z = 10.
+Same networks as scratchgen/recipes/vae_mnist.py (``--arch fc`` 784-400-z or ``--arch conv``), z = 10.
 With beta > 1 the KL budget is spent on fewer latent units, and the units that stay active
 tend to each control one factor of the digits (width, slant, stroke thickness...): see the
 traversal. The capacity variant opens the channel gradually: C grows linearly from 0 to
