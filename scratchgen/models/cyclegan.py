@@ -66,7 +66,7 @@ import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
 from scratchgen.functional import l1_loss
 from scratchgen.losses import gan
-from scratchgen.models.patchgan import PatchGANDiscriminator
+from scratchgen.models.patchgan import NORMS, PatchGANDiscriminator, norm_layer
 from scratchgen.optim import Adam
 
 __all__ = ["ResnetGenerator", "ResnetBlock", "ImagePool", "CycleGANTrainStep",
@@ -76,16 +76,6 @@ __all__ = ["ResnetGenerator", "ResnetBlock", "ImagePool", "CycleGANTrainStep",
 DEFAULTS = {"lambda_cycle": 10.0, "lambda_identity": 0.5, "pool_size": 50, "lr": 2e-4,
             "betas": (0.5, 0.999), "ngf": 64, "ndf": 64, "batch_size": 1, "epochs": 100,
             "epochs_decay": 100}
-
-NORMS = ("instance", "batch", "none")
-
-
-def _norm(norm: str, channels: int) -> nn.Module:
-    if norm == "instance":
-        return nn.InstanceNorm2d(channels)      # no affine map, no running statistics
-    if norm == "batch":
-        return nn.BatchNorm2d(channels)
-    return nn.Identity()
 
 
 def _check_positive(name: str, value: Any, minimum: int = 1) -> None:
@@ -102,9 +92,9 @@ class ResnetBlock(nn.Module):
         bias = norm != "batch"
         self.body = nn.Sequential(
             nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
-            _norm(norm, channels), nn.ReLU(),
+            norm_layer(norm, channels), nn.ReLU(),
             nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
-            _norm(norm, channels))
+            norm_layer(norm, channels))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -144,16 +134,16 @@ class ResnetGenerator(nn.Module):
         self.norm = norm
         bias = norm != "batch"
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias),
-                                   _norm(norm, ngf), nn.ReLU()]
+                                   norm_layer(norm, ngf), nn.ReLU()]
         for i in range(n_downsampling):
             c = ngf * 2 ** i
-            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), _norm(norm, 2 * c), nn.ReLU()]
+            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU()]
         width = ngf * 2 ** n_downsampling
         layers += [ResnetBlock(width, norm) for _ in range(n_blocks)]
         for i in range(n_downsampling):
             c = ngf * 2 ** (n_downsampling - i)
             layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias),
-                       _norm(norm, c // 2), nn.ReLU()]
+                       norm_layer(norm, c // 2), nn.ReLU()]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         nn.init.dcgan_init(self)

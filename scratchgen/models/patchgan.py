@@ -54,7 +54,8 @@ from typing import Any
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
 
-__all__ = ["PatchGANDiscriminator", "receptive_field", "patchgan_init_", "NORMS", "LEAK"]
+__all__ = ["PatchGANDiscriminator", "receptive_field", "patchgan_init_", "norm_layer", "NORMS",
+           "LEAK"]
 
 #: D's normalisation choices, as the reference's ``get_norm_layer``.
 NORMS = ("batch", "instance", "none")
@@ -86,7 +87,12 @@ def patchgan_init_(module: Any) -> Any:
     return nn.init.dcgan_init(module)
 
 
-def _norm_layer(norm: str, channels: int) -> nn.Module:
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """The normalisation layer of the translation networks (the reference's
+    ``get_norm_layer``): ``"batch"`` (running statistics, affine), ``"instance"`` (per image,
+    no affine map, no running statistics, as the reference) or ``"none"``."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "instance":
@@ -117,10 +123,10 @@ class PatchGANDiscriminator(nn.Module):
         for i in range(1, n_layers):
             prev, mult = mult, min(2 ** i, 8)
             layers += [nn.Conv2d(ndf * prev, ndf * mult, KERNEL, 2, 1, bias=bias),
-                       _norm_layer(norm, ndf * mult), nn.LeakyReLU(LEAK)]
+                       norm_layer(norm, ndf * mult), nn.LeakyReLU(LEAK)]
         prev, mult = mult, min(2 ** n_layers, 8)
         layers += [nn.Conv2d(ndf * prev, ndf * mult, KERNEL, 1, 1, bias=bias),
-                   _norm_layer(norm, ndf * mult), nn.LeakyReLU(LEAK)]
+                   norm_layer(norm, ndf * mult), nn.LeakyReLU(LEAK)]
         layers.append(nn.Conv2d(ndf * mult, 1, KERNEL, 1, 1))
         self.model = nn.Sequential(*layers)
         patchgan_init_(self)

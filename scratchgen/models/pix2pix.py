@@ -79,7 +79,7 @@ import scratchgen.functional as F
 import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
 from scratchgen.losses import gan
-from scratchgen.models.patchgan import PatchGANDiscriminator
+from scratchgen.models.patchgan import LEAK, NORMS, PatchGANDiscriminator, norm_layer
 from scratchgen.models.vae_tools import as_input
 from scratchgen.optim import Adam
 
@@ -88,13 +88,9 @@ __all__ = ["UNetGenerator", "Pix2PixTrainStep", "discriminator_loss", "generator
 
 #: The generator's objectives: the paper's cGAN + lambda L1, or a regression alone.
 LOSSES = ("gan+l1", "l1", "l2")
-#: Normalisation choices of both networks, as the reference's ``get_norm_layer``.
-NORMS = ("batch", "instance", "none")
 #: The paper's settings (Sec. 3.3, 4 and appendix 6.1, 6.2).
 DEFAULTS = {"loss": "gan+l1", "lambda_l1": 100.0, "lr": 2e-4, "betas": (0.5, 0.999),
             "ngf": 64, "ndf": 64, "n_layers": 3, "batch_size": 1, "dropout": 0.5}
-
-LEAK = 0.2
 
 
 def _check_positive(name: str, value: Any) -> None:
@@ -102,12 +98,6 @@ def _check_positive(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _norm(norm: str, channels: int) -> nn.Module:
-    if norm == "batch":
-        return nn.BatchNorm2d(channels)
-    if norm == "instance":
-        return nn.InstanceNorm2d(channels)  # affine=False, no running statistics (reference)
-    return nn.Identity()
 
 
 class UNetGenerator(nn.Module):
@@ -147,7 +137,7 @@ class UNetGenerator(nn.Module):
         for i in range(1, n - 1):
             down.append(nn.Sequential(nn.LeakyReLU(LEAK), nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1,
                                                                     bias=bias),
-                                      _norm(norm, ch[i])))
+                                      norm_layer(norm, ch[i])))
         down.append(nn.Sequential(nn.LeakyReLU(LEAK), nn.Conv2d(ch[n - 2], ch[n - 1], 4, 2, 1)))
         up: list[nn.Module] = [nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * ch[0], out_channels,
                                                                            4, 2, 1), nn.Tanh())]
@@ -155,7 +145,7 @@ class UNetGenerator(nn.Module):
         for i in range(1, n):
             in_ch = ch[i] if i == n - 1 else 2 * ch[i]          # the innermost has no skip
             layers = [nn.ReLU(), nn.ConvTranspose2d(in_ch, ch[i - 1], 4, 2, 1, bias=bias),
-                      _norm(norm, ch[i - 1])]
+                      norm_layer(norm, ch[i - 1])]
             if dropout_from <= i <= n - 2:
                 layers.append(nn.Dropout(0.5))
             up.append(nn.Sequential(*layers))
