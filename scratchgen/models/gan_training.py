@@ -35,7 +35,8 @@ from scratchgen.losses import gan
 from scratchgen.models.steps import split_batch
 from scratchgen.optim import EMA, Adam
 
-__all__ = ["GANTrainStep", "sample_latents", "sample_labels", "restore_generator"]
+__all__ = ["GANTrainStep", "sample_latents", "sample_labels", "restore_generator",
+           "standing_statistics"]
 
 
 def sample_latents(n: int, z_dim: int, like: Tensor, truncation: float | None = None) -> Tensor:
@@ -211,8 +212,9 @@ class GANTrainStep:
     @contextlib.contextmanager
     def sampling(self) -> Iterator[nn.Module]:
         """``with step.sampling() as G:`` G in eval mode, holding the EMA weights when
-        ``ema_decay`` was given (the EMA copy is the one evaluated); on leaving, G's own
-        weights and mode are back."""
+        ``ema_decay`` was given (the EMA copy is the one evaluated, with its own batch-norm
+        statistics: ``standing_statistics``); on leaving, G's own weights, statistics and mode
+        are back."""
         was_training = self.G.training
         self.G.eval()
         try:
@@ -220,6 +222,7 @@ class GANTrainStep:
                 yield self.G
             else:
                 with self.ema.average_parameters(self.G):
+                    standing_statistics(self.G)
                     yield self.G
         finally:
             self.G.train(was_training)
@@ -244,10 +247,53 @@ def restore_generator(generator: nn.Module, trainer_state: dict[str, Any],
                       ema_decay: float | None = None) -> nn.Module:
     """Load a Trainer checkpoint of a ``GANTrainStep`` run into ``generator``: its weights
     (``modules["generator"]``), then, when the run kept an EMA (``ema_decay``), the averaged
-    weights, which are the ones a finished GAN is sampled and evaluated with; eval mode."""
+    weights with their own batch-norm statistics (``standing_statistics``), which are the ones
+    a finished GAN is sampled and evaluated with; eval mode."""
     generator.load_state_dict(trainer_state["modules"]["generator"])
     if ema_decay:
         ema = EMA(generator, ema_decay)
         ema.load_state_dict(trainer_state["train_step"]["ema"])
         ema.copy_to(generator)
+        standing_statistics(generator)
     return generator.eval()
+
+
+def standing_statistics(generator: nn.Module, batches: int = 16, batch_size: int = 64,
+                        seed: int = 0) -> nn.Module:
+    """Recompute the batch-norm running statistics of ``generator`` for the weights it holds
+    now, in place; a generator without batch norm is left as it is.
+
+    The running means and variances a generator carries were gathered from the activations of
+    its *training* weights. An exponential moving average of those weights (``EMA``) is a
+    different network whose activations have other means and variances, so in evaluation mode
+    its batch norms would normalise with statistics that are not its own (washed-out or
+    saturated samples). As BigGAN's "standing statistics" (Brock, Donahue & Simonyan 2019),
+    they are measured afresh: reset, then ``batches`` forward passes of ``batch_size`` latents
+    (and uniform labels for a conditional G) in training mode without a graph, each batch
+    weighted equally (momentum None: the cumulative average). The latents come from their own
+    generator (``seed``), so the caller's random stream does not move; G ends in eval mode.
+    """
+    norms = [m for m in generator.modules()
+             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.track_running_stats]
+    if not norms:
+        return generator
+    like = _first_parameter(generator)
+    num_classes = getattr(generator, "num_classes", None)
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    generator.train()
+    try:
+        with sg.no_grad(), sg.backend.fork_rng(seed):
+            for _ in range(batches):
+                z = sample_latents(batch_size, generator.z_dim, like)
+                if num_classes is None:
+                    generator(z)
+                else:
+                    generator(z, sample_labels(batch_size, num_classes, like))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        generator.eval()
+    return generator

@@ -7,7 +7,9 @@ import pytest
 import scratchgen as sg
 import scratchgen.nn as nn
 from scratchgen.losses import gan
-from scratchgen.models.gan_training import GANTrainStep, sample_latents
+from scratchgen.models.gan_training import (
+    GANTrainStep, sample_labels, sample_latents, standing_statistics,
+)
 
 
 class _G(nn.Module):
@@ -183,3 +185,67 @@ def test_truncated_latents_stay_inside_the_threshold():
     assert np.abs(full).max() > 2.5
     with pytest.raises(ValueError, match="truncation"):
         sample_latents(3, 2, like, truncation=0.0)
+
+
+class _BNG(nn.Module):
+    """z -> Linear -> BatchNorm1d: a generator whose batch-norm input is easy to recompute."""
+
+    def __init__(self, z_dim: int = 3, num_classes: int | None = None) -> None:
+        super().__init__()
+        self.z_dim, self.num_classes = z_dim, num_classes
+        self.fc = nn.Linear(z_dim, 2)
+        self.bn = nn.BatchNorm1d(2)
+        self.emb = nn.Embedding(num_classes, 2) if num_classes else None
+
+    def forward(self, z, y=None):
+        h = self.fc(z) if y is None else self.fc(z) + self.emb(y)
+        return self.bn(h)
+
+
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_standing_statistics_are_the_batch_norm_inputs_moments(num_classes):
+    sg.manual_seed(0)
+    G = _BNG(num_classes=num_classes)
+    G.bn.running_mean.data[:] = 5.0           # stale statistics of other weights
+    sg.manual_seed(1)
+    sg.randn(4)
+    expected = sg.randn(4).numpy()             # the caller's stream must not move
+    sg.manual_seed(1)
+    sg.randn(4)
+    standing_statistics(G, batches=3, batch_size=8, seed=7)
+    np.testing.assert_array_equal(sg.randn(4).numpy(), expected)
+    assert not G.training and G.bn.momentum == 0.1
+    # the same latents and labels again, through the layers before the batch norm
+    with sg.no_grad(), sg.backend.fork_rng(7):
+        like = next(iter(G.parameters()))
+        inputs = []
+        for _ in range(3):
+            z = sample_latents(8, 3, like)
+            if num_classes is None:
+                inputs.append(G.fc(z).numpy())
+            else:
+                y = sample_labels(8, num_classes, like)
+                inputs.append((G.fc(z) + G.emb(y)).numpy())
+    h = np.stack(inputs)                                        # (3 batches, 8, 2)
+    np.testing.assert_allclose(G.bn.running_mean.numpy(), h.mean(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(G.bn.running_var.numpy(), h.var(axis=1, ddof=1).mean(axis=0),
+                               rtol=1e-5)
+
+
+def test_sampling_with_ema_uses_the_averages_own_statistics_and_restores_the_live_ones():
+    sg.manual_seed(0)
+    G, D = _BNG(), _D()
+    step = GANTrainStep(G, D, lr_g=0.1, ema_decay=0.5)
+    for i in range(4):
+        step(_batch(seed=i))
+    live = G.bn.running_mean.numpy().copy()
+    with step.sampling() as g:
+        inside = g.bn.running_mean.numpy().copy()
+    assert not np.allclose(inside, live)
+    np.testing.assert_array_equal(G.bn.running_mean.numpy(), live)
+
+
+def test_standing_statistics_leave_a_generator_without_batch_norm_alone():
+    G = _G()
+    own = _weights(G)
+    assert standing_statistics(G) is G and not _changed(own, _weights(G))
