@@ -13,6 +13,7 @@
     scratchgen bench kernels                    # convolution/attention time and GFLOP/s
     scratchgen bench lenet --data-dir DIR       # LeNet on MNIST: accuracy, seconds per epoch
     scratchgen bench models                     # seconds per MNIST epoch of every example's model
+    scratchgen bench torch                      # train steps against the same models in PyTorch
 
 Every model trains on the embedded digits by default (no download) and takes ``--device cuda``.
 
@@ -86,6 +87,7 @@ BENCHMARKS = {
     "kernels": "scratchgen.kernels.bench",
     "lenet": "scratchgen.benchmarks.lenet",
     "models": "scratchgen.benchmarks.models",
+    "torch": "scratchgen.benchmarks.torch_compare",
 }
 
 
