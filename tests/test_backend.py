@@ -41,3 +41,11 @@ def test_to_with_a_string_that_is_neither_device_nor_dtype_says_so():
     with pytest.raises(ValueError, match=r"'tpu' is neither a device .* nor a dtype"):
         backend.parse_to_args(("tpu",))
     assert backend.parse_to_args(("cpu", "float64")) == (backend.CPU, np.dtype(np.float64))
+
+
+@pytest.mark.parametrize("shapes", [((5, 3), (3, 4)), ((2, 5, 3), (3, 4)), ((4, 2, 5, 3), (2, 3, 6))])
+def test_matmul_is_numpys_product(shapes):
+    """backend.matmul, the raw-array product above the ops, equals numpy.matmul."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1])
+    np.testing.assert_allclose(backend.matmul(a, b), np.matmul(a, b), rtol=1e-12, atol=1e-12)

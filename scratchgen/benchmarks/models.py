@@ -147,7 +147,7 @@ def _vq_vae2_prior(level: str) -> Callable[[str, numpy.random.Generator], Case]:
     """vq_vae2.py, stage 2: the top prior, or the bottom prior given the top codes (expanded
     to its one-hot conditioning map by the VQ-VAE-2 inside the step, as in the example)."""
     def make(device: str, rng: numpy.random.Generator) -> Case:
-        from scratchgen.recipes.pixelcnn_prior import PriorStep
+        from scratchgen.recipes.prior_fitting import PriorStep
 
         ex, args = _example("vq_vae2", device)
         model, _, _ = ex.build_model(args, 1.0)

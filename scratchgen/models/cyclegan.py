@@ -66,6 +66,7 @@ import scratchgen.nn as nn
 from scratchgen.autograd import Tensor
 from scratchgen.functional import l1_loss
 from scratchgen.losses import gan
+from scratchgen.models.vae_tools import as_input
 from scratchgen.models.patchgan import NORMS, PatchGANDiscriminator, norm_layer
 from scratchgen.optim import Adam
 
@@ -224,13 +225,6 @@ def identity_loss(G: Any, F: Any, a: Tensor, b: Tensor) -> Tensor:
     return l1_loss(G(b), b) + l1_loss(F(a), a)
 
 
-def _as_input(x: Any, like: Tensor) -> Tensor:
-    """x as a detached tensor of ``like``'s dtype and device."""
-    if not isinstance(x, Tensor):
-        x = sg.tensor(x, dtype=like.dtype, device=like.device)
-    return x.to(device=like.device, dtype=like.dtype).detach()
-
-
 class CycleGANTrainStep:
     """One CycleGAN iteration on a batch (a, b) of unpaired images in [-1, 1]: the generators'
     update on the full objective, then the discriminators' on pooled fakes (module docstring).
@@ -293,8 +287,7 @@ class CycleGANTrainStep:
         return d_a + d_b, {"loss_d_a": d_a, "loss_d_b": d_b}
 
     def step(self, batch: Any) -> dict[str, float]:
-        like = next(iter(self.G.parameters()))
-        a, b = (_as_input(x, like) for x in batch)
+        a, b = (as_input(self.G, x).detach() for x in batch)
         for m in (self.G, self.F, self.D_A, self.D_B):
             m.train()
         for D in self.discriminators:     # frozen: no gradient for D in G's update

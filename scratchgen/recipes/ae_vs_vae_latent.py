@@ -63,8 +63,8 @@ def train(model: Any, xtr: np.ndarray, args: argparse.Namespace, out: pathlib.Pa
                         seed=args.seed, device=args.device)
 
     start = time.perf_counter()
-    Trainer(TrainStep(model, opt), loader, out, epochs=epochs, modules={"model": model}, optimizers={"adam": opt},
-            log_every=100, checkpoint_seconds=args.checkpoint_every,
+    Trainer(TrainStep(model, opt), loader, out, epochs=epochs, modules={"model": model},
+            optimizers={"adam": opt}, log_every=100, checkpoint_seconds=args.checkpoint_every,
             allow_nonfinite=args.allow_nonfinite, resume=args.resume, seed=args.seed).fit()
     return time.perf_counter() - start
 

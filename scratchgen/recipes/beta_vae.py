@@ -116,8 +116,8 @@ def fit(model: Any, opt: optim.Adam, args: argparse.Namespace, xtr: np.ndarray,
         return row
 
     Trainer(TrainStep(model, opt), loader, out, epochs=epochs, modules={"model": model},
-            optimizers={"adam": opt}, extras={"history": history}, log_every=50, checkpoint_every=1000,
-            checkpoint_seconds=args.checkpoint_every, allow_nonfinite=args.allow_nonfinite,
+            optimizers={"adam": opt}, extras={"history": history}, log_every=50,
+            checkpoint_every=1000, checkpoint_seconds=args.checkpoint_every, allow_nonfinite=args.allow_nonfinite,
             on_epoch_end=end_of_epoch, resume=args.resume, seed=args.seed).fit()
     model.eval()
     return list(history)

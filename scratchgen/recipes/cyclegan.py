@@ -80,12 +80,11 @@ from scratchgen.nn import Parameter
 from scratchgen.optim import SGD
 from scratchgen.optim.lr_scheduler import LinearDecayLR
 from scratchgen.train import (
-    TimedStep,
-    MAY_CHANGE, RunError, Trainer, given_options, isolated_rng, load_run_state, plot_curves,
-    prepare_run_folder, read_metrics, read_run_config, save_image_grid,
+    MAY_CHANGE, RunError, TimedStep, Trainer, given_options, isolated_rng, load_run_state,
+    plot_curves, prepare_run_folder, read_metrics, read_run_config, save_image_grid,
 )
 from scratchgen.train.options import (
-    ArgumentParser, add_run_options, data_errors, device, fraction, nonnegative_float,
+    ArgumentParser, add_run_options, data_errors, device, flag_error, fraction, nonnegative_float,
     nonnegative_int, positive_float, positive_int,
 )
 
@@ -156,16 +155,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(flag: str, value: Any, why: str) -> SystemExit:
-    return SystemExit(f"{flag} {value}: {why}")
-
-
 def check_options(opts: dict[str, Any], given: set[str]) -> None:
     """Fill the defaults that depend on the data; one-line ``SystemExit`` for unusable ones."""
     a, b = opts["domain_a"], opts["domain_b"]
     if a is not None or b is not None:
         if a is None or b is None:
-            raise _fail("--domain-a" if a is not None else "--domain-b", a or b,
+            raise flag_error("--domain-a" if a is not None else "--domain-b", a or b,
                         f"needs {'--domain-b' if a is not None else '--domain-a'} DIR too")
         if "data" in given or "data_dir" in given:
             raise SystemExit(f"--data {opts['data']}: give either --data or --domain-a/--domain-b")
@@ -313,7 +308,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         D_A.output_size(a.shape[2], a.shape[3])
     except ValueError as exc:
-        raise _fail("--d-layers", args.d_layers, str(exc)) from None
+        raise flag_error("--d-layers", args.d_layers, str(exc)) from None
     step = CycleGANTrainStep(G, F, D_A, D_B, lambda_cycle=args.lambda_cycle,
                              lambda_identity=args.lambda_identity, pool_size=args.pool_size,
                              lr=args.lr, betas=(args.beta1, args.beta2), seed=args.seed)
@@ -322,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         loader = UnpairedLoader(a * 2.0 - 1.0, b * 2.0 - 1.0, args.batch_size, seed=args.seed,
                                 device=args.device)
     except ValueError as exc:
-        raise _fail("--batch-size", args.batch_size, str(exc)) from None
+        raise flag_error("--batch-size", args.batch_size, str(exc)) from None
     schedulers = {"lr_g": LinearDecayLR(step.opt_g, args.epochs, args.epochs_decay),
                   "lr_d": LinearDecayLR(step.opt_d, args.epochs, args.epochs_decay)}
     n_g = sum(q.size for q in G.parameters())

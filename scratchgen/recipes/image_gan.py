@@ -48,16 +48,15 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models import gan_tools
 from scratchgen.models.gan_training import GANTrainStep, restore_generator
 from scratchgen.train import (
-    TimedStep,
-    MAY_CHANGE, RunError, Trainer, given_options, isolated_rng, load_run_state, plot_curves,
-    prepare_run_folder, read_metrics, read_run_config,
+    MAY_CHANGE, RunError, TimedStep, Trainer, given_options, isolated_rng, load_run_state,
+    plot_curves, prepare_run_folder, read_metrics, read_run_config,
 )
 from scratchgen.recipes.image_gan_outputs import (
     classifier_for, classifier_view, draw_final_pictures, evaluate, fixed_latents,
     host_images01, labelled_rows, print_evaluation, sample_hook,
 )
 from scratchgen.train.options import (
-    ArgumentParser, add_run_options, data_errors, device, fraction, nonnegative_int,
+    ArgumentParser, add_run_options, data_errors, device, flag_error, fraction, nonnegative_int,
     positive_float, positive_int,
 )
 
@@ -158,10 +157,6 @@ def parser(recipe: Recipe) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(flag: str, value: Any, why: str) -> SystemExit:
-    return SystemExit(f"{flag} {value}: {why}")
-
-
 def resolve_defaults(recipe: Recipe, opts: dict[str, Any]) -> None:
     """Fill the options left unset: the paper's batch size and width, or on the digits the
     recipe's smaller ones."""
@@ -176,16 +171,17 @@ def check_options(recipe: Recipe, opts: dict[str, Any]) -> None:
     types but that no run can use."""
     resolve_defaults(recipe, opts)
     if opts["eval_samples"] < 10:
-        raise _fail("--eval-samples", opts["eval_samples"], "needs at least 10 images")
+        raise flag_error("--eval-samples", opts["eval_samples"], "needs at least 10 images")
     if opts["ema"] is not None and not opts["ema"] > 0:
-        raise _fail("--ema", opts["ema"], "the decay lies in (0, 1), e.g. 0.999")
+        raise flag_error("--ema", opts["ema"], "the decay lies in (0, 1), e.g. 0.999")
     if opts["data"] == "mnist" and opts["image_size"] not in (28, 32):
-        raise _fail("--image-size", opts["image_size"],
+        raise flag_error("--image-size", opts["image_size"],
                     "MNIST images are 28x28 (or 32x32 with two pixels of padding)")
     try:
         gan_tools.parse_equation(opts["equation"], NUM_CLASSES)
     except ValueError as exc:
-        raise _fail("--equation", repr(opts["equation"]), str(exc).split(": ", 1)[-1]) from None
+        raise flag_error("--equation", repr(opts["equation"]),
+                         str(exc).split(": ", 1)[-1]) from None
     if recipe.check is not None:
         recipe.check(opts)
 
@@ -197,7 +193,7 @@ def build(recipe: Recipe, opts: dict[str, Any]) -> tuple[Any, Any]:
     except ValueError as exc:
         why = str(exc).splitlines()[0]
         prefix = f"image size {opts['image_size']!r}: "
-        raise _fail("--image-size", opts["image_size"], why[len(prefix):]
+        raise flag_error("--image-size", opts["image_size"], why[len(prefix):]
                     if why.startswith(prefix) else why) from None
     device = opts.get("device", "cpu")
     return G.to(device), D.to(device)
@@ -240,7 +236,7 @@ def main(recipe: Recipe, argv: list[str] | None = None) -> dict[str, Any]:
     data = load_data(opts)
     xtr, ytr, xte, yte = data
     if args.batch_size > len(xtr):
-        raise _fail("--batch-size", args.batch_size, f"larger than the {len(xtr)} training "
+        raise flag_error("--batch-size", args.batch_size, f"larger than the {len(xtr)} training "
                     "images")
     G, D = build(recipe, opts)
     conditional = gan_tools.is_conditional(G)

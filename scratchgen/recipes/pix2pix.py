@@ -108,12 +108,11 @@ from scratchgen.recipes.image_gan_outputs import classifier_for, labelled_rows
 from scratchgen.metrics.sharpness import laplacian_variance
 from scratchgen.models import pix2pix
 from scratchgen.train import (
-    TimedStep,
-    MAY_CHANGE, RunError, Trainer, given_options, isolated_rng, load_run_state, plot_curves,
-    prepare_run_folder, read_metrics, read_run_config, save_image_grid,
+    MAY_CHANGE, RunError, TimedStep, Trainer, given_options, isolated_rng, load_run_state,
+    plot_curves, prepare_run_folder, read_metrics, read_run_config, save_image_grid,
 )
 from scratchgen.train.options import (
-    ArgumentParser, add_run_options, data_errors, device, fraction, nonnegative_float,
+    ArgumentParser, add_run_options, data_errors, device, flag_error, fraction, nonnegative_float,
     nonnegative_int, positive_float, positive_int, unit_interval,
 )
 
@@ -189,10 +188,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(flag: str, value: Any, why: str) -> SystemExit:
-    return SystemExit(f"{flag} {value}: {why}")
-
-
 def check_options(opts: dict[str, Any], given: set[str] | frozenset[str] = frozenset()
                   ) -> None:
     """Fill the per-data defaults of ``opts`` (``vars(args)``); one-line ``SystemExit`` for
@@ -201,18 +196,19 @@ def check_options(opts: dict[str, Any], given: set[str] | frozenset[str] = froze
         if opts[key] is None:
             opts[key] = SMALL[opts["data"]][key]
     if opts["dropout_blocks"] > 3:
-        raise _fail("--dropout-blocks", opts["dropout_blocks"],
+        raise flag_error("--dropout-blocks", opts["dropout_blocks"],
                     "the 32-pixel U-Net has 3 decoder blocks between innermost and outermost")
     if opts["n_layers"] > 3:
-        raise _fail("--n-layers", opts["n_layers"], "a 32-pixel pair leaves no patch map "
+        raise flag_error("--n-layers", opts["n_layers"], "a 32-pixel pair leaves no patch map "
                     "for more than 3 stride-2 layers (receptive fields 16, 34, 70)")
     if 28 % opts["sketch_scale"]:
-        raise _fail("--sketch-scale", opts["sketch_scale"], "must divide the 28-pixel side "
+        raise flag_error("--sketch-scale", opts["sketch_scale"], "must divide the 28-pixel side "
                     "(1, 2, 4, 7, 14)")
     if opts["threshold"] == 0:
-        raise _fail("--threshold", opts["threshold"], "must be above 0 (0 makes every pixel ink)")
+        raise flag_error("--threshold", opts["threshold"],
+                         "must be above 0 (0 makes every pixel ink)")
     if opts["loss"] != "gan+l1" and "lambda_l1" in given:
-        raise _fail("--lambda-l1", opts["lambda_l1"], f"weights the L1 term of gan+l1 only, "
+        raise flag_error("--lambda-l1", opts["lambda_l1"], f"weights the L1 term of gan+l1 only, "
                     f"not --loss {opts['loss']}")
 
 
@@ -303,7 +299,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = load_pairs(opts)
     n_train = len(data["train_x"])
     if args.batch_size > n_train:
-        raise _fail("--batch-size", args.batch_size, f"larger than the {n_train} training pairs")
+        raise flag_error("--batch-size", args.batch_size,
+                         f"larger than the {n_train} training pairs")
     G, D = build(opts)
     step = pix2pix.Pix2PixTrainStep(G, D, loss=args.loss, lambda_l1=args.lambda_l1,
                                     lr=args.lr, betas=(args.beta1, args.beta2))

@@ -100,13 +100,12 @@ from scratchgen.models.vgg import (
     JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, load_vgg16, random_vgg16,
 )
 from scratchgen.train import (
-    TimedStep,
-    MAY_CHANGE, RunError, Trainer, given_options, load_run_state, plot_curves,
+    MAY_CHANGE, RunError, TimedStep, Trainer, given_options, load_run_state, plot_curves,
     prepare_run_folder, read_metrics, read_run_config, save_image_grid,
 )
 from scratchgen.train.options import (
-    ArgumentParser, add_run_options, device, nonnegative_float, nonnegative_int, positive_float,
-    positive_int,
+    ArgumentParser, add_run_options, device, flag_error, nonnegative_float, nonnegative_int,
+    positive_float, positive_int,
 )
 
 __all__ = ["parser", "main", "sample", "stylize", "load_network", "build_loss", "RandomCrops"]
@@ -115,10 +114,6 @@ NAME = "style-transfer"
 #: Options a resumed run may change besides ``MAY_CHANGE``: they shape only the pictures.
 RESUME_MAY_CHANGE = ("sample_every", "show_size")
 BATCHES_PER_EPOCH = 100   # an "epoch" of random crops: a unit for the progress line only
-
-
-def _fail(flag: str, value: Any, why: str) -> SystemExit:
-    return SystemExit(f"{flag} {value}: {why}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -186,10 +181,10 @@ def _resolve(opts: dict[str, Any]) -> None:
         opts["out"] = "runs/style-transfer" + ("-optimize" if opts["optimize"] else "")
     for flag in ("image_size", "show_size"):
         if opts[flag] % 4 or opts[flag] < 8:
-            raise _fail("--" + flag.replace("_", "-"), opts[flag],
+            raise flag_error("--" + flag.replace("_", "-"), opts[flag],
                         "must be a multiple of 4, at least 8 (the network halves it twice)")
     if opts["vgg_weights"] is not None and not pathlib.Path(opts["vgg_weights"]).is_file():
-        raise _fail("--vgg-weights", opts["vgg_weights"], "no such file")
+        raise flag_error("--vgg-weights", opts["vgg_weights"], "no such file")
 
 
 def _image(flag: str, value: str, size: Any = None) -> np.ndarray:

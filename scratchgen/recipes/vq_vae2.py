@@ -51,7 +51,7 @@ from scratchgen.train import prepare_run_folder
 from scratchgen.train import read_run_config, save_image_grid
 from scratchgen.train.options import ArgumentParser, positive_float, positive_int
 
-from scratchgen.recipes.pixelcnn_prior import fit_prior, validation_nll
+from scratchgen.recipes.prior_fitting import fit_prior, validation_nll
 from scratchgen.recipes.vq_vae import add_common_arguments, batched, fit_vq, load_images
 
 __all__ = ["main", "parser", "build_model", "build_priors", "PRIOR_LR", "sample", "evaluate"]

@@ -50,7 +50,6 @@ import pathlib
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
 from scratchgen import backend
@@ -58,59 +57,17 @@ from scratchgen.autograd import no_grad
 from scratchgen.kernels import memory
 from scratchgen.train.checkpoint import (
     CHECKPOINT_NAME, capture_rng_state, isolated_rng, load_checkpoint, load_latest,
-    restore_rng_state, save_checkpoint,
+    save_checkpoint,
 )
 from scratchgen.train.images import save_image_grid
 from scratchgen.train.interrupts import NonFiniteLossError, TrainingInterrupted, _SignalGuard
 from scratchgen.train.log import MetricsLog, ProgressLine, RunningMeans, as_float
+from scratchgen.train.state import (
+    TRAINER_STATE_FORMAT, FitResult, History, named_objects, restore_trainer_state, trainer_state,
+)
 
 __all__ = ["Trainer", "FitResult", "History", "TrainingInterrupted", "NonFiniteLossError",
            "TRAINER_STATE_FORMAT"]
-
-TRAINER_STATE_FORMAT = "scratchgen-trainer"
-_STATE_VERSION = 1
-
-
-@dataclass
-class FitResult:
-    """What ``Trainer.fit`` returns: where the run stands and what it logged in this session."""
-
-    step: int
-    epoch: int
-    seconds: float
-    losses: dict[str, float]
-    history: list[dict[str, Any]] = field(default_factory=list)
-    checkpoint: pathlib.Path | None = None
-
-
-def _named(objects: Any, what: str) -> dict[str, Any]:
-    """Accept one object, a list of them or a name -> object mapping; give a name -> object dict."""
-    if objects is None:
-        return {}
-    if isinstance(objects, Mapping):
-        named = {str(k): v for k, v in objects.items()}
-    elif isinstance(objects, (list, tuple)):
-        named = {str(i): v for i, v in enumerate(objects)}
-    else:
-        named = {"0": objects}
-    for name, obj in named.items():
-        if not (callable(getattr(obj, "state_dict", None))
-                and callable(getattr(obj, "load_state_dict", None))):
-            raise TypeError(f"{what} {name!r} ({type(obj).__name__}) has no state_dict() / "
-                            "load_state_dict(), so it cannot be checkpointed")
-    return named
-
-
-class History(list):
-    """A list of rows (one per epoch, say) that a Trainer checkpoints as one of its
-    ``extras``, so that a resumed run's summary holds the rows of every session, not just the
-    last one's: ``history = History(); Trainer(..., extras={"history": history})``."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": list(self)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self[:] = list(state["rows"])
 
 
 class Trainer:
@@ -201,10 +158,10 @@ class Trainer:
         self.loader = loader
         self.out_dir = pathlib.Path(out_dir) if out_dir is not None else None
         self.max_steps, self.epochs = max_steps, epochs
-        self.modules = _named(modules, "module")
-        self.optimizers = _named(optimizers, "optimizer")
-        self.schedulers = _named(schedulers, "scheduler")
-        self.extras = _named(extras, "extra")
+        self.modules = named_objects(modules, "module")
+        self.optimizers = named_objects(optimizers, "optimizer")
+        self.schedulers = named_objects(schedulers, "scheduler")
+        self.extras = named_objects(extras, "extra")
         self.scheduler_interval = scheduler_interval
         self.log_every = log_every
         self.sample_every = sample_every
@@ -272,54 +229,13 @@ class Trainer:
 
     # ---- state --------------------------------------------------------------------------------
     def state_dict(self, loader_state: Any = None, rng_state: Any = None) -> dict[str, Any]:
-        """Everything a resumed run needs (see the module docstring)."""
-        loader_sd = getattr(self.loader, "state_dict", None)
-        state: dict[str, Any] = {
-            "format": TRAINER_STATE_FORMAT, "version": _STATE_VERSION,
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "elapsed": self.elapsed,
-            "modules": {k: m.state_dict() for k, m in self.modules.items()},
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "extras": {k: e.state_dict() for k, e in self.extras.items()},
-            "loader": loader_state if loader_state is not None else (
-                loader_sd() if callable(loader_sd) else None),
-            "rng": rng_state if rng_state is not None else capture_rng_state(),
-            "meter": self.meter.state_dict(),
-        }
-        step_sd = getattr(self.train_step, "state_dict", None)
-        if callable(step_sd) and callable(getattr(self.train_step, "load_state_dict", None)):
-            state["train_step"] = step_sd()
-        return state
+        """Everything a resumed run needs (see the module docstring and ``train.state``)."""
+        return trainer_state(self, loader_state, rng_state)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a ``state_dict()``: the registered objects, the loader, the random state and
         the counters. Every registered name must be in the checkpoint (and vice versa)."""
-        if state.get("format") != TRAINER_STATE_FORMAT:
-            raise ValueError(f"not a Trainer checkpoint (format {state.get('format')!r})")
-        problems = []
-        for group in ("modules", "optimizers", "schedulers", "extras"):
-            mine, saved = set(getattr(self, group)), set(state.get(group, {}))
-            if mine != saved:
-                problems.append(f"{group}: registered {sorted(mine)}, checkpoint has "
-                                f"{sorted(saved)}")
-        if problems:
-            raise ValueError("the checkpoint does not match this Trainer's registered state:\n  "
-                             + "\n  ".join(problems))
-        for group in ("modules", "optimizers", "schedulers", "extras"):
-            for name, obj in getattr(self, group).items():
-                obj.load_state_dict(state[group][name])
-        loader_state = state.get("loader")
-        if loader_state is not None and callable(getattr(self.loader, "load_state_dict", None)):
-            self.loader.load_state_dict(loader_state)
-        if "train_step" in state and callable(getattr(self.train_step, "load_state_dict", None)):
-            self.train_step.load_state_dict(state["train_step"])
-        restore_rng_state(state["rng"])
-        self.step = int(state["step"])
-        self.epoch = int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.elapsed = float(state["elapsed"])
-        self.meter.load_state_dict(state.get("meter", {}))
+        restore_trainer_state(self, state)
         self._iterator = None
         self._saved_step = self.step
 

@@ -20,14 +20,14 @@ import argparse
 import contextlib
 import math
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 from scratchgen import backend
 from scratchgen.train.run import RunError
 
 __all__ = ["ArgumentParser", "integer", "positive_int", "nonnegative_int", "finite_float",
            "positive_float", "nonnegative_float", "fraction", "unit_interval", "device",
-           "add_run_options", "data_errors", "DEFAULT_CHECKPOINT_SECONDS"]
+           "add_run_options", "data_errors", "flag_error", "DEFAULT_CHECKPOINT_SECONDS"]
 
 #: ``--checkpoint-every``'s default: a run killed without warning loses at most a minute.
 DEFAULT_CHECKPOINT_SECONDS = 60.0
@@ -129,6 +129,11 @@ def device(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text}: CuPy finds no usable NVIDIA GPU; "
                                          "use --device cpu")
     return text
+
+
+def flag_error(flag: str, value: Any, why: str) -> SystemExit:
+    """The one-line error for a flag's bad value, ``--flag value: why``, to raise."""
+    return SystemExit(f"{flag} {value}: {why}")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

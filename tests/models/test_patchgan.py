@@ -8,7 +8,7 @@ import pytest
 
 import scratchgen as sg
 import scratchgen.nn as nn
-from scratchgen.models.patchgan import PatchGANDiscriminator, receptive_field
+from scratchgen.models.patchgan import PatchGANDiscriminator, norm_layer, receptive_field
 
 
 def _convs(D):
@@ -104,3 +104,11 @@ def test_bad_arguments_and_inputs_are_named():
         D(sg.tensor(np.zeros((1, 1, 64, 64)), dtype="float32"))
     with pytest.raises(ValueError, match="16x16 pixels is too small .*n_layers=3"):
         D(sg.tensor(np.zeros((1, 2, 16, 16)), dtype="float32"))
+
+
+def test_norm_layer_builds_each_choice_and_names_a_wrong_one():
+    assert isinstance(norm_layer("batch", 4), nn.BatchNorm2d)
+    assert isinstance(norm_layer("instance", 4), nn.InstanceNorm2d)
+    assert isinstance(norm_layer("none", 4), nn.Identity)
+    with pytest.raises(ValueError, match="'group'"):
+        norm_layer("group", 4)
