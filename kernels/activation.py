@@ -15,12 +15,18 @@ pass, where ``where`` branches on every element) and its backward multiplies ``g
 derivative computed as arithmetic on the 0/1 array ``up = (x > 0)``, ``(1 - up) a + up`` --
 exactly 1 or ``a`` -- 3x faster than ``where(x > 0, g, a g)`` on 1M float32 numbers here. A NaN
 input takes the ``x <= 0`` branch on both devices.
+
+On the CPU the passes write into the output array (``out=``) instead of temporaries, and a
+large array is cut into slices that run on the kernel threads (``threads.parallel_passes``). The
+reference path (``reference/activation.py``) is the formulas as NumPy expressions. Measured on
+802,816 float32 numbers (a DCGAN's 64 x 64 x 14 x 14 activations, 2 cores): the leaky ReLU
+forward 0.55 -> 0.36 ms, its backward 1.04 -> 0.5 ms.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import _cuda
+from . import _cuda, reference, threads
 
 __all__ = ["leaky_relu_forward", "leaky_relu_derivative", "leaky_relu_backward",
            "relu_backward", "tanh_backward", "sigmoid_forward", "sigmoid_backward"]
@@ -40,15 +46,45 @@ def _cuda_launch(name: str, *arrays, slope: float | None = None):
     return out
 
 
+def _sliced(pass_, out, *arrays) -> bool:
+    """Run ``pass_(out_slice, *array_slices)`` over slices of the flattened arrays on the
+    kernel threads, when all are C-contiguous NumPy arrays of ``out``'s shape (returns False,
+    doing nothing, otherwise)."""
+    if reference.enabled() or out.ndim == 0:
+        return False
+    for a in arrays:
+        if type(a) is not np.ndarray or a.shape != out.shape or not a.flags.c_contiguous:
+            return False
+    flat = [a.reshape(-1) for a in (out,) + arrays]
+    threads.parallel_passes(out.size, lambda lo, hi: pass_(*(a[lo:hi] for a in flat)),
+                         out.nbytes * (len(arrays) + 1))
+    return True
+
+
 def leaky_relu_forward(x, slope: float):
     """``x`` where ``x > 0``, else ``slope * x``."""
     if _cuda.is_cupy_array(x):
         return _cuda_launch("leaky_relu_forward", x, slope=slope)
     # max(x, a x) equals leaky ReLU for 0 < a <= 1 (a = 0 would turn x = inf into max(inf,
     # 0 * inf) = NaN), and is ~20x faster than where()
-    if 0.0 < slope <= 1.0:
-        return np.maximum(x, x.dtype.type(slope) * x)
-    return np.where(x > 0, x, x.dtype.type(slope) * x)
+    a = x.dtype.type(slope)
+    if not 0.0 < slope <= 1.0:
+        return reference.activation.leaky_relu_forward(x, slope)
+
+    def max_of(out, x):
+        np.multiply(x, a, out=out)
+        np.maximum(out, x, out=out)
+
+    out = np.empty_like(x)
+    return out if _sliced(max_of, out, x) else reference.activation.leaky_relu_forward(x, slope)
+
+
+def _leaky_factor(out, x, slope) -> None:
+    """``out = (1 - up) a + up`` with ``up = (x > 0)``: exactly 1 or ``a``."""
+    up = np.greater(x, 0).view(np.uint8)
+    np.subtract(1, up, out=out)
+    out *= out.dtype.type(slope)
+    out += up
 
 
 def leaky_relu_derivative(x, slope: float, dtype=None):
@@ -59,34 +95,51 @@ def leaky_relu_derivative(x, slope: float, dtype=None):
 
         return _cuda_launch("leaky_relu_backward", x, cupy.ones(x.shape, dtype=dtype),
                             slope=slope)
-    up = (x > 0).astype(dtype)
-    factor = 1 - up
-    factor *= dtype.type(slope)
-    factor += up
-    return factor
+    out = np.empty(x.shape, dtype=dtype)
+    if _sliced(lambda out, x: _leaky_factor(out, x, slope), out, x):
+        return out
+    return reference.activation.leaky_relu_derivative(x, slope, dtype)
 
 
 def leaky_relu_backward(x, g, slope: float):
     """``g * f'(x)``: ``g`` where ``x > 0``, else ``slope * g``."""
     if _cuda.is_cupy_array(g):
         return _cuda_launch("leaky_relu_backward", x, g, slope=slope)
-    factor = leaky_relu_derivative(x, slope, g.dtype)
-    factor *= g
-    return factor
+
+    def times_factor(out, x, g):
+        _leaky_factor(out, x, slope)
+        out *= g
+
+    out = np.empty(g.shape, dtype=g.dtype)
+    if x.dtype == g.dtype and _sliced(times_factor, out, x, g):
+        return out
+    return reference.activation.leaky_relu_backward(x, g, slope)
 
 
 def relu_backward(y, g):
     """ReLU's input gradient from its output ``y``: ``g`` where ``y > 0``, else 0."""
     if _cuda.is_cupy_array(g):
         return _cuda_launch("relu_backward", y, g)
-    return g * (y > 0)
+    out = np.empty(g.shape, dtype=np.result_type(g, y))
+    if _sliced(lambda out, y, g: np.multiply(g, np.greater(y, 0), out=out), out, y, g):
+        return out
+    return reference.activation.relu_backward(y, g)
 
 
 def tanh_backward(y, g):
     """tanh's input gradient from its output ``y``: ``g (1 - y^2)``."""
     if _cuda.is_cupy_array(g):
         return _cuda_launch("tanh_backward", y, g)
-    return g * (1 - y * y)
+
+    def one_minus_square_times(out, y, g):
+        np.multiply(y, y, out=out)
+        np.subtract(1, out, out=out)
+        out *= g
+
+    out = np.empty(g.shape, dtype=g.dtype)
+    if y.dtype == g.dtype and _sliced(one_minus_square_times, out, y, g):
+        return out
+    return reference.activation.tanh_backward(y, g)
 
 
 def sigmoid_forward(x):

@@ -18,6 +18,18 @@ yields NHWC output rows. For an input of few channels (``_planes``: an RGB or gr
 runs would be scraps again, so im2col works on NCHW image *planes* instead, and the per-image
 products ``W cols[n]`` already give NCHW.
 
+**Kernel rows.** With stride 1 down the rows (every 3x3 "same" convolution of a ResNet, a
+VGG or a CycleGAN generator) a window's kh rows are rows of ``xpad`` that the next output row
+reuses, and a full im2col copies every input pixel kh*kw times. Instead, ``_row_windows_cpu``
+copies only the kw taps of each row, into ``cols`` of shape (n, Hp, Wo, kw*C) -- kw/s_w times
+the input -- and the product is a sum over the kernel rows,
+
+    Y = sum_i  cols[:, d_h i : d_h i + Ho] @ W_i^T      (W_i: row i of the kernel, (O, kw*C)),
+
+where each ``cols[:, d_h i : d_h i + Ho]`` is, per image, a contiguous (Ho*Wo, kw*C) matrix: a
+view, no copy. kh products with K = kw*C instead of one with K = kh*kw*C, and a third of the
+copying (``PERFORMANCE.md``).
+
 **Threads.** The images of a batch are independent, so the batch is split across threads
 (``kernels.threads.parallel_for``), and each thread runs the whole pipeline -- im2col,
 product, layout change -- on its slice with BLAS held to one thread, so that the copies use
@@ -57,20 +69,9 @@ def _batch_step(n: int, per_image_bytes: int) -> int:
     return max(1, min(n, _COLS_BUDGET_BYTES // max(1, per_image_bytes)))
 
 
-# The im2col matrix of a big batch can be far larger than the input (kh*kw/(s_h*s_w) times),
-# so the batch is processed in chunks whose im2col matrix stays below this many bytes. Below
-# ~32 MiB the C allocator also recycles the buffer instead of mapping fresh pages every call.
-_COLS_BUDGET_BYTES = 24 << 20
-
-# NHWC -> NCHW copies walk the source with a stride of C numbers; done a few image rows at a
-# time, the rows being read stay in the L1/L2 cache across the C passes (about 2x faster for
-# 16x16x64 images than one big transposing copy).
-_TRANSPOSE_BLOCK_BYTES = 32 << 10
-
-
 def _chunks(geo: _Geometry, itemsize: int) -> tuple[list[tuple[int, int]], int]:
     """Batch slices [lo, hi) whose im2col matrices fit the budget, and the largest length."""
-    step = _batch_step(geo.n, geo.ho * geo.wo * geo.field_size * itemsize)
+    step = _batch_step(geo.n, _columns_bytes_per_image(geo, itemsize))
     return [(lo, min(geo.n, lo + step)) for lo in range(0, geo.n, step)], step
 
 
@@ -95,6 +96,46 @@ def _weight_matrix(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(o, kh * kw * c)
 
 
+def _padded_nhwc(x: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """The images of ``x`` in NHWC order, inside a border of zeros (the padding)."""
+    n = x.shape[0]
+    xpad = np.empty((n, geo.hp, geo.wp, geo.c), dtype=x.dtype)
+    # Zero only the border; the interior is overwritten by the transposed input right after.
+    if geo.ph:
+        xpad[:, : geo.ph] = 0
+        xpad[:, geo.ph + geo.h :] = 0
+    if geo.pw:
+        xpad[:, :, : geo.pw] = 0
+        xpad[:, :, geo.pw + geo.w :] = 0
+    xpad[:, geo.ph : geo.ph + geo.h, geo.pw : geo.pw + geo.w] = x.transpose(0, 2, 3, 1)
+    return xpad
+
+
+def _row_windows_cpu(x: np.ndarray, geo: _Geometry, cols: np.ndarray) -> None:
+    """Fill ``cols`` (n, Hp, Wo, kw*C) with the kw taps of every padded row: entry
+    (n, y, q, (j, c)) is xpad[n, y, s_w q + d_w j, c]. The strided-view copy of ``_im2col_cpu``
+    without the kernel-row axis (the products take the rows as views)."""
+    xpad = _padded_nhwc(x, geo)
+    sn, sy, sx, sc = xpad.strides
+    windows = as_strided(xpad, shape=(x.shape[0], geo.hp, geo.wo, geo.kw, geo.c),
+                         strides=(sn, sy, geo.sw * sx, geo.dw * sx, sc), writeable=False)
+    np.copyto(cols.reshape(windows.shape), windows)
+
+
+def _kernel_row(cols: np.ndarray, geo: _Geometry, i: int) -> np.ndarray:
+    """The (n, Ho*Wo, kw*C) matrices of the windows' row i: rows d_h i .. d_h i + Ho - 1 of
+    the row windows ``cols`` (n, Hp, Wo, kw*C), a view."""
+    n = cols.shape[0]
+    return cols[:, geo.dh * i : geo.dh * i + geo.ho].reshape(n, geo.ho * geo.wo, -1)
+
+
+def _row_weights(w: np.ndarray) -> np.ndarray:
+    """(O, C, kh, kw) -> (kh, kw*C, O): for each kernel row i, W_i^T in the (j, c) order of a
+    row window."""
+    o, c, kh, kw = w.shape
+    return np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh, kw * c, o)
+
+
 def _im2col_cpu(x: np.ndarray, geo: _Geometry, cols: np.ndarray) -> None:
     """Fill ``cols`` (n*Ho*Wo, kh*kw*C) with the receptive fields of the n images of ``x``.
 
@@ -106,16 +147,7 @@ def _im2col_cpu(x: np.ndarray, geo: _Geometry, cols: np.ndarray) -> None:
     the copy moves runs of kw*C contiguous numbers (for d_w = 1), not runs of kw.
     """
     n = x.shape[0]
-    xpad = np.empty((n, geo.hp, geo.wp, geo.c), dtype=x.dtype)
-    # Zero only the border; the interior is overwritten by the transposed input right after.
-    if geo.ph:
-        xpad[:, : geo.ph] = 0
-        xpad[:, geo.ph + geo.h :] = 0
-    if geo.pw:
-        xpad[:, :, : geo.pw] = 0
-        xpad[:, :, geo.pw + geo.w :] = 0
-    xpad[:, geo.ph : geo.ph + geo.h, geo.pw : geo.pw + geo.w] = x.transpose(0, 2, 3, 1)
-
+    xpad = _padded_nhwc(x, geo)
     sn, sy, sx, sc = xpad.strides
     windows = as_strided(
         xpad,
@@ -151,6 +183,12 @@ def _forward_cpu(x: np.ndarray, w: np.ndarray, b, geo: _Geometry,
         def images(lo: int, hi: int) -> None:
             _forward_planes_images(x[lo:hi], wflat, b, geo.batch(hi - lo), y[lo:hi],
                                    None if cols is None else cols[lo:hi])
+    elif _rows(geo):
+        wrows = _row_weights(w)
+
+        def images(lo: int, hi: int) -> None:
+            _forward_rows_images(x[lo:hi], wrows, b, geo.batch(hi - lo), y[lo:hi],
+                                 None if cols is None else cols[lo:hi])
     else:
         wmat = _weight_matrix(w)
 
@@ -182,18 +220,55 @@ def _forward_images(x: np.ndarray, wmat: np.ndarray, b, geo: _Geometry, y: np.nd
         _nhwc_to_nchw(ymat.reshape(hi - lo, geo.ho, geo.wo, geo.o), y[lo:hi], b)
 
 
+def _forward_rows_images(x: np.ndarray, wrows: np.ndarray, b, geo: _Geometry, y: np.ndarray,
+                         cols: np.ndarray | None) -> None:
+    """The forward pass by kernel rows of the images of ``x`` into ``y``, on the calling
+    thread: ``Y = sum_i cols[:, d_h i : d_h i + Ho] @ W_i^T`` (see the module)."""
+    l = geo.ho * geo.wo
+    if cols is None:
+        chunks, step = _chunks(geo, x.itemsize)
+        cols_buf = np.empty((step,) + _columns_shape(geo)[1:], dtype=x.dtype)
+    else:
+        chunks, step, cols_buf = [(0, geo.n)], geo.n, cols
+    ymat_buf = np.empty((step, l, geo.o), dtype=x.dtype)
+    part_buf = np.empty_like(ymat_buf) if geo.kh > 1 else None
+    for lo, hi in chunks:
+        cols, ymat = cols_buf[: hi - lo], ymat_buf[: hi - lo]
+        _row_windows_cpu(x[lo:hi], geo, cols)
+        np.matmul(_kernel_row(cols, geo, 0), wrows[0], out=ymat)
+        for i in range(1, geo.kh):
+            part = part_buf[: hi - lo]
+            np.matmul(_kernel_row(cols, geo, i), wrows[i], out=part)
+            ymat += part
+        _nhwc_to_nchw(ymat.reshape(hi - lo, geo.ho, geo.wo, geo.o), y[lo:hi], b)
+
+
 def _planes(geo: _Geometry) -> bool:
     """Whether the input has so few channels that im2col and col2im work on NCHW image planes
     (``_im2col_planes_cpu``, ``_backward_input_planes_cpu``) rather than in NHWC."""
     return geo.c < _PLANES_MAX_CHANNELS
 
 
+def _rows(geo: _Geometry) -> bool:
+    """Whether the forward goes by kernel rows (``_forward_rows_images``): stride 1 down the
+    rows, a kernel of several rows, and channels enough for NHWC."""
+    return geo.sh == 1 and geo.kh > 1 and not _planes(geo)
+
+
 def _columns_shape(geo: _Geometry) -> tuple[int, ...]:
-    """The shape of the im2col matrix of all N images: (N*Ho*Wo, kh*kw*C) in NHWC rows, or
-    (N, C*kh*kw, Ho*Wo), one matrix of planes per image, for an input of few channels."""
+    """The shape of the im2col matrix of all N images: (N*Ho*Wo, kh*kw*C) in NHWC rows;
+    (N, C*kh*kw, Ho*Wo), one matrix of planes per image, for an input of few channels; or
+    (N, Hp, Wo, kw*C), the row windows (``_row_windows_cpu``), for stride 1 down the rows."""
     if _planes(geo):
         return (geo.n, geo.field_size, geo.ho * geo.wo)
+    if _rows(geo):
+        return (geo.n, geo.hp, geo.wo, geo.kw * geo.c)
     return (geo.n * geo.ho * geo.wo, geo.field_size)
+
+
+def _columns_bytes_per_image(geo: _Geometry, itemsize: int) -> int:
+    shape = _columns_shape(geo.batch(1))
+    return int(np.prod(shape)) * itemsize
 
 
 def _im2col_planes_cpu(x: np.ndarray, geo: _Geometry, cols: np.ndarray) -> None:
@@ -239,8 +314,9 @@ def _forward_planes_images(x: np.ndarray, wflat: np.ndarray, b, geo: _Geometry, 
 class Columns:
     """The im2col matrix of a convolution's input, kept from the forward pass for the weight
     gradient (``dL/dW = G^T @ cols`` needs exactly it): ``matrix`` is (N*Ho*Wo, kh*kw*C) in
-    the CPU path's NHWC order, or (N, C*kh*kw, Ho*Wo) for an input of few channels
-    (``_columns_shape``), for the convolution ``geometry``."""
+    the CPU path's NHWC order, (N, C*kh*kw, Ho*Wo) for an input of few channels, or the row
+    windows (N, Hp, Wo, kw*C) for stride 1 down the rows (``_columns_shape``), for the
+    convolution ``geometry``."""
 
     matrix: np.ndarray
     geometry: _Geometry
@@ -257,4 +333,5 @@ def _keeps_columns(geo: _Geometry, itemsize: int) -> bool:
     the input and lives as long as the autograd graph holds it, so only up to
     ``_SAVED_COLUMNS_BYTES``."""
     size = geo.n * geo.ho * geo.wo * geo.field_size
-    return size > 0 and geo.o > 0 and size * itemsize <= _SAVED_COLUMNS_BYTES
+    return size > 0 and geo.o > 0 and \
+        geo.n * _columns_bytes_per_image(geo, itemsize) <= _SAVED_COLUMNS_BYTES

@@ -6,14 +6,14 @@ fewest lines of NumPy that say it (a strided window view for im2col, a plain loo
 kernel taps for col2im, a full softmax for attention). The fast kernels are tested equal to
 them (``tests/kernels/test_reference.py``).
 
+    activation.py  the leaky ReLU, ReLU and tanh derivatives as their formulas
     conv.py        convolution and transposed convolution: im2col, col2im, three products
     pool.py        max and average pooling
     attention.py   softmax(Q K^T / sqrt(d)) V and its backward
+    norm.py        batch and instance norm with their affine map, and their backward
     pad.py         the four padding modes as one gather, and its scatter-add adjoint
     resample.py    nearest and bilinear resampling as (A_h X A_w^T)
-
-The elementwise activations (``kernels/activation.py``) have no page here: on the CPU they
-already are their formulas, and the reference path uses them as they are.
+    optim.py       the Adam / AdamW update as its formulas
 
 The switch
 ----------
@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import os
 
-from . import attention, conv, pad, pool, resample
+from . import activation, attention, conv, norm, optim, pad, pool, resample
 
-__all__ = ["enabled", "use", "attention", "conv", "pad", "pool", "resample"]
+__all__ = ["enabled", "use", "activation", "attention", "conv", "norm", "optim", "pad", "pool",
+           "resample"]
 
 _enabled = os.environ.get("SCRATCHGEN_REFERENCE", "").strip().lower() not in ("", "0", "false")
 

@@ -1,5 +1,6 @@
 """Normalisation layers: ``F.normalize_over`` (one differentiable op) over the axes of each
-kind, then a per-channel affine map.
+kind, then a per-channel affine map; batch and instance norm with both gamma and beta take
+the two as one op, ``F.normalize_affine``.
 
 Built from ops whose backward is itself differentiable, each of these is twice
 differentiable: a gradient penalty (WGAN-GP, R1) can be taken through a critic that normalises.
@@ -22,7 +23,7 @@ from typing import Any, Sequence
 from scratchgen import backend
 import scratchgen.functional as F
 from scratchgen.autograd import Tensor
-from scratchgen.functional.normalization import normalize_over
+from scratchgen.functional.normalization import normalize_affine, normalize_over
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "normalize_over"]
 
@@ -38,6 +39,16 @@ def _affine(y: Tensor, weight: Tensor | None, bias: Tensor | None,
     if bias is not None:
         y = y + F.reshape(bias, shape)
     return y
+
+
+def _normalize(x: Tensor, weight: Tensor | None, bias: Tensor | None, axes: tuple[int, ...],
+               eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The affine map of the normalised ``x`` with the batch statistics, and the statistics:
+    one op (``F.normalize_affine``) when both per-channel ``weight`` and ``bias`` are given."""
+    if weight is not None and bias is not None and weight.ndim == 1 and bias.ndim == 1:
+        return normalize_affine(x, weight, bias, axes, eps)
+    y, mean, var = normalize_over(x, axes, eps)
+    return _affine(y, weight, bias, _channel_shape(x)), mean, var
 
 
 def _update_running(running: Tensor, batch_value: Any, momentum: float) -> None:
@@ -73,11 +84,12 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
                 f"batch_norm in training mode needs more than 1 value per channel, got input "
                 f"of shape {x.shape}"
             )
-        y, mean, var = normalize_over(x, axes, eps)
+        y, mean, var = _normalize(x, weight, bias, axes, eps)
         if running_mean is not None:
             _update_running(running_mean, mean.data.reshape(-1), momentum)
         if running_var is not None:
             _update_running(running_var, var.data.reshape(-1) * (n / (n - 1)), momentum)
+        return y
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
@@ -103,13 +115,14 @@ def instance_norm(x: Tensor, running_mean: Tensor | None = None,
     shape = _channel_shape(x)
     if use_input_stats:
         axes = tuple(range(2, x.ndim))
-        y, mean, var = normalize_over(x, axes, eps)
+        y, mean, var = _normalize(x, weight, bias, axes, eps)
         n = x.size // (x.shape[0] * x.shape[1])
         if running_mean is not None:
             _update_running(running_mean, mean.data.reshape(x.shape[:2]).mean(0), momentum)
         if running_var is not None:
             unbiased = var.data.reshape(x.shape[:2]) * (n / max(n - 1, 1))
             _update_running(running_var, unbiased.mean(0), momentum)
+        return y
     else:
         if running_mean is None or running_var is None:
             raise ValueError("instance_norm without input statistics needs running statistics")

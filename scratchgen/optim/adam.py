@@ -1,11 +1,11 @@
 """Adam (Kingma & Ba, 2015) and AdamW (Loshchilov & Hutter, 2019)."""
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 from scratchgen import backend
 from scratchgen.autograd import no_grad
+from scratchgen.kernels.optim import adam_update
 from scratchgen.optim.optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -32,7 +32,8 @@ class Adam(Optimizer):
         theta_t = theta_{t-1} - lr / (1 - beta1^t) * m_t / (sqrt(v_t) / sqrt(1 - beta2^t) + eps)
 
     i.e. the bias-corrected m_hat = m_t / (1 - beta1^t), v_hat = v_t / (1 - beta2^t) with eps
-    added to sqrt(v_hat), as PyTorch does.
+    added to sqrt(v_hat), as PyTorch does. The update runs in ``kernels.optim.adam_update``
+    (its formulas are ``kernels/reference/optim.py``).
     """
 
     decoupled = False
@@ -61,27 +62,15 @@ class Adam(Optimizer):
                     state["exp_avg_sq"] = xp.zeros_like(p.data)
                     if amsgrad:
                         state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-                if wd != 0:
-                    if self.decoupled:
-                        p.data *= 1.0 - lr * wd
-                    else:
-                        g = g + wd * p.data
+                if amsgrad and "max_exp_avg_sq" not in state:
+                    # amsgrad turned on after the first step: v_max starts from v, as max(0, v).
+                    state["max_exp_avg_sq"] = xp.zeros_like(p.data)
                 state["step"] += 1
-                t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m *= b1
-                m += (1.0 - b1) * g
-                v *= b2
-                v += (1.0 - b2) * (g * g)
-                if amsgrad:
-                    vmax = state.get("max_exp_avg_sq")
-                    vmax = v.copy() if vmax is None else xp.maximum(vmax, v)
-                    state["max_exp_avg_sq"] = vmax
-                    v = vmax
-                bc1 = 1.0 - b1 ** t
-                bc2 = 1.0 - b2 ** t
-                denom = xp.sqrt(v) / math.sqrt(bc2) + eps
-                p.data -= (lr / bc1) * (m / denom)
+                adam_update(
+                    p.data, g, state["exp_avg"], state["exp_avg_sq"], lr=lr, beta1=b1,
+                    beta2=b2, eps=eps, step=state["step"], weight_decay=wd,
+                    decoupled=self.decoupled,
+                    max_exp_avg_sq=state["max_exp_avg_sq"] if amsgrad else None)
 
 
 class AdamW(Adam):

@@ -388,6 +388,12 @@ CHECKS: dict[str, Check] = {
             st.lists(st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape),
                      unique=True).map(lambda axes: tuple(sorted(axes))))),
         lambda x, axes: F.normalize_over(x, axes, 1e-3)[0]),
+    "normalize_affine": Check(
+        sgst.shapes(2, 4, 1, 4).flatmap(lambda shape: st.tuples(
+            sgst.arrays(shape), sgst.arrays(shape[1:2], 0.5, 2.0), sgst.arrays(shape[1:2]),
+            st.just((0,) + tuple(range(2, len(shape)))) if len(shape) == 2 else
+            st.sampled_from([(0,) + tuple(range(2, len(shape))), tuple(range(2, len(shape)))]))),
+        lambda x, gamma, beta, axes: F.normalize_affine(x, gamma, beta, axes, 1e-3)[0]),
     "binary_cross_entropy_with_logits": Check(
         _same_shape_pair(0.0, 1.0),
         lambda x, t: F.binary_cross_entropy_with_logits(x, t)),

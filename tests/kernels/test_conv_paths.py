@@ -162,3 +162,35 @@ def test_non_contiguous_inputs():
         ref_conv2d_backward_weight(gy, x, w.shape, (1, 1), (1, 1), (1, 1)),
         1e-12,
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape,w_shape,s,p,d",
+    [
+        ((3, 8, 9, 7), (5, 8, 3, 3), (1, 1), (1, 1), (1, 1)),  # a "same" 3x3
+        ((2, 9, 10, 8), (4, 9, 3, 2), (1, 2), (0, 1), (2, 1)),  # stride 2 across, dilated rows
+        ((2, 8, 7, 9), (3, 8, 7, 7), (1, 1), (3, 3), (1, 1)),  # CycleGAN's 7x7
+        ((2, 8, 5, 6), (3, 8, 2, 1), (1, 3), (0, 0), (1, 1)),  # one kernel column
+    ],
+)
+def test_kernel_rows_path(monkeypatch, dtype, x_shape, w_shape, s, p, d):
+    """Stride 1 down the rows goes by kernel rows (row windows, one product per kernel row):
+    forward, the weight gradient from the saved row windows and without them, and in chunks
+    of one image, all equal the references."""
+    geo = geometry._geometry("t", x_shape, w_shape, s, p, d)
+    assert cpu_forward._rows(geo)
+    rng = np.random.default_rng(3)
+    x, w, b = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype), rand(rng, w_shape[:1], dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for budget in (cpu_forward._COLS_BUDGET_BYTES, 1):
+        monkeypatch.setattr(cpu_forward, "_COLS_BUDGET_BYTES", budget)
+        y, columns = K.conv2d_forward_with_columns(x, w, b, s, p, d)
+        assert columns.matrix.shape == (x_shape[0], geo.hp, geo.wo, w_shape[3] * x_shape[1])
+        close(y, ref_conv2d(x, w, b, s, p, d), tol)
+        gy = rand(rng, y.shape, dtype)
+        want = ref_conv2d_backward_weight(gy, x, w_shape, s, p, d)
+        close(K.conv2d_backward_weight(gy, x, w_shape, s, p, d, columns=columns), want, tol)
+        close(K.conv2d_backward_weight(gy, x, w_shape, s, p, d), want, tol)
+        close(K.conv2d_backward_input(gy, w, x_shape, s, p, d),
+              ref_conv2d_backward_input(gy, w, x_shape, s, p, d), tol)

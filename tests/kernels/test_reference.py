@@ -16,7 +16,8 @@ from conv_cases import close, conv_cases, conv_transpose_cases, layout, rand
 import scratchgen as sg
 import scratchgen.functional as F
 from scratchgen import nn
-from scratchgen.kernels import attention, conv, pad, pool, reference, resample
+from scratchgen.kernels import activation, attention, conv, norm, optim, pad, pool, reference, resample
+from scratchgen.kernels import threads
 
 SETTINGS = settings(max_examples=60, deadline=None)
 TIGHT = 1e-12
@@ -178,6 +179,177 @@ def test_attention_equals_reference(lq, lk, d, causal, mask_kind, broadcast_k, s
     _equal(((out, lse), ref))
     dout = rand(rng, out.shape)
     _equal(_both(attention.attention_backward, dout, q, k, v, out, lse, mask, causal))
+
+
+# ---------------------------------------------------------------------------------------------
+# normalisation with its affine map, and the activations
+# ---------------------------------------------------------------------------------------------
+
+
+@st.composite
+def norm_cases(draw):
+    """An (N, C, ...) float64 array and an output gradient, with the axes of batch norm (all
+    but C) or of instance norm (the spatial ones) and per-channel gamma and beta, or without
+    them over any axes (layer and group norm)."""
+    ndim = draw(st.integers(2, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=ndim, max_size=ndim)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal(shape) * 3 + 1
+    if draw(st.booleans()):
+        axes = tuple(draw(st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim,
+                                   unique_by=lambda a: a % ndim)))
+        return x, None, None, axes, rng.standard_normal(shape)
+    instance = ndim > 2 and draw(st.booleans())
+    axes = tuple(range(2, ndim)) if instance else (0,) + tuple(range(2, ndim))
+    gamma, beta = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    return x, gamma, beta, axes, rng.standard_normal(shape)
+
+
+@SETTINGS
+@given(norm_cases(), st.sampled_from([(True, True, True), (True, False, False),
+                                      (False, True, True)]))
+def test_normalize_affine_equals_reference(case, needs):
+    x, gamma, beta, axes, g = case
+    if gamma is None:
+        needs = (needs[0], False, False)
+    forward = _both(norm.normalize_affine_forward, x, gamma, beta, axes, 1e-5)
+    _equal(forward, rtol=1e-10)
+    _, centred, _, _, inv_std = forward[0]
+    backward = _both(norm.normalize_affine_backward, g, centred, gamma, inv_std, axes, needs)
+    for fast, ref, need in zip(backward[0], backward[1], needs):
+        assert (fast is None) == (ref is None) == (not need)
+        if need:
+            _equal((fast, ref), rtol=1e-10)
+
+
+def test_normalize_affine_on_threads_equals_one_thread(monkeypatch):
+    """Batch norm's partial sums and instance norm's per-slice statistics, split across three
+    threads, give the one-thread results (float32, batches that do not split evenly)."""
+    rng = np.random.default_rng(1)
+    for shape, axes in [((7, 5, 4, 3), (0, 2, 3)), ((7, 5, 4, 3), (2, 3)), ((7, 6), (0,))]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        g = rng.standard_normal(shape).astype(np.float32)
+        gamma, beta = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2))
+        runs = []
+        for n_threads in (1, 3):
+            monkeypatch.setattr(threads, "_num_threads", n_threads)
+            monkeypatch.setattr(threads, "_MIN_BYTES", 1)
+            out = norm.normalize_affine_forward(x, gamma, beta, axes, 1e-5)
+            runs.append(out + norm.normalize_affine_backward(g, out[1], gamma, out[4], axes,
+                                                             (True, True, True)))
+        for a, b in zip(*runs):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_equal_reference(monkeypatch, n_threads, dtype):
+    """Exactly: the derivatives are 1 or the slope, and each pass the same operation."""
+    monkeypatch.setattr(threads, "_num_threads", n_threads)
+    monkeypatch.setattr(threads, "_MIN_BYTES", 1)
+    rng = np.random.default_rng(2)
+    x, y, g = (rng.standard_normal((5, 3, 7)).astype(dtype) for _ in range(3))
+    x.flat[:4] = [0.0, -0.0, np.inf, -np.inf]
+    y = np.tanh(y)
+    for fn, args in [(activation.leaky_relu_forward, (x, 0.2)),
+                     (activation.leaky_relu_derivative, (x, 1 / 3)),
+                     (activation.leaky_relu_backward, (x, g, 0.2)),
+                     (activation.relu_backward, (x, g)),
+                     (activation.tanh_backward, (y, g))]:
+        fast, ref = _both(fn, *args)
+        assert fast.dtype == ref.dtype
+        np.testing.assert_array_equal(fast, ref)
+
+
+# ---------------------------------------------------------------------------------------------
+# the Adam update (in place: each side gets its own copies)
+# ---------------------------------------------------------------------------------------------
+
+ADAM_KINDS = {"adam": (0.0, False), "adam-l2": (0.1, False), "adamw": (0.1, True)}
+
+
+def _adam_steps(n, dtype, kind, amsgrad, steps=3, seed=0):
+    """``steps`` updates of one parameter of ``n`` elements, fast and reference:
+    the final (param, exp_avg, exp_avg_sq, max_exp_avg_sq) of each."""
+    rng = np.random.default_rng(seed)
+    wd, decoupled = ADAM_KINDS[kind]
+    p0 = rng.standard_normal(n).astype(dtype)
+    sides = []
+    for update in (optim.adam_update, reference.optim.adam_update):
+        p, m, v = p0.copy(), np.zeros(n, dtype), np.zeros(n, dtype)
+        vmax = np.zeros(n, dtype) if amsgrad else None
+        grads = np.random.default_rng(seed + 1)
+        for t in range(1, steps + 1):
+            g = grads.standard_normal(n).astype(dtype)
+            update(p, g, m, v, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, step=t,
+                   weight_decay=wd, decoupled=decoupled, max_exp_avg_sq=vmax)
+        sides.append((p, m, v, vmax))
+    return sides
+
+
+def _adam_equal(fast, ref, dtype):
+    rtol = TIGHT if dtype == np.float64 else 1e-6
+    for a, b in zip(fast, ref):
+        if b is None:
+            assert a is None
+            continue
+        assert a.dtype == b.dtype == dtype
+        close(a, b, rtol)
+
+
+@pytest.mark.parametrize("n", [1, 7, 300_001])
+@pytest.mark.parametrize("num_threads", [1, 2])
+@pytest.mark.parametrize("kind", list(ADAM_KINDS))
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_update_equals_reference(n, num_threads, kind, amsgrad, dtype):
+    previous = threads.get_num_threads()
+    threads.set_num_threads(num_threads)
+    try:
+        fast, ref = _adam_steps(n, dtype, kind, amsgrad)
+    finally:
+        threads.set_num_threads(previous)
+    _adam_equal(fast, ref, dtype)
+
+
+@pytest.mark.parametrize("kind", list(ADAM_KINDS))
+def test_adam_update_blocks_and_fallbacks_equal_reference(monkeypatch, kind):
+    """Many uneven cache blocks; a shaped parameter; a strided gradient; a strided parameter
+    (which takes the reference path); an empty one."""
+    monkeypatch.setattr(optim, "_BLOCK", 1000)
+    fast, ref = _adam_steps(10_007, np.float32, kind, amsgrad=True)
+    _adam_equal(fast, ref, np.float32)
+    wd, decoupled = ADAM_KINDS[kind]
+    kw = dict(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-8, step=2, weight_decay=wd,
+              decoupled=decoupled)
+    rng = np.random.default_rng(3)
+    for shape, strided_param in [((6, 5, 3), False), ((4, 9), True), ((0, 3), False)]:
+        p0, g = rand(rng, shape), rand(rng, shape[::-1]).T  # g: not C-contiguous
+        m0, v0 = rand(rng, shape), rand(rng, shape) ** 2
+        sides = []
+        for update in (optim.adam_update, reference.optim.adam_update):
+            p = p0.T.copy().T if strided_param else p0.copy()
+            m, v = m0.copy(), v0.copy()
+            update(p, g, m, v, **kw)
+            sides.append((p, m, v))
+        _adam_equal(sides[0], sides[1], np.float64)
+
+
+def test_adam_optimizer_runs_the_kernel_and_the_switch_its_reference(monkeypatch):
+    fast_calls, ref_calls = [], []
+    monkeypatch.setattr(optim, "_fast", lambda *a, f=optim._fast: fast_calls.append(1) or f(*a))
+    monkeypatch.setattr(reference.optim, "adam_update",
+                        lambda *a, f=reference.optim.adam_update, **k: ref_calls.append(1)
+                        or f(*a, **k))
+    p = nn.Parameter(np.ones(5))
+    p.grad = sg.tensor(np.full(5, 0.5))
+    opt = sg.optim.AdamW([p], lr=0.1, amsgrad=True)
+    opt.step()
+    assert fast_calls and not ref_calls
+    with sg.use_reference_kernels():
+        opt.step()
+    assert ref_calls and set(opt.state[p]) == {"step", "exp_avg", "exp_avg_sq",
+                                               "max_exp_avg_sq"}
 
 
 # ---------------------------------------------------------------------------------------------

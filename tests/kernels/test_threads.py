@@ -123,6 +123,27 @@ def test_set_num_threads(monkeypatch):
             threads.set_num_threads(bad)
 
 
+def test_calls_from_two_python_threads_both_complete(three_threads):
+    """While one Python thread's kernel holds the workers, another's runs on its own thread,
+    and each gets its own results."""
+    started, release = threading.Event(), threading.Event()
+    results = {}
+
+    def slow(lo, hi):
+        started.set()
+        release.wait(10)
+        return (lo, hi)
+
+    other = threading.Thread(target=lambda: results.update(a=threads.parallel_for(9, slow, 100)))
+    other.start()
+    started.wait(10)
+    results["b"] = threads.parallel_for(9, lambda lo, hi: (lo, hi), 100)  # workers busy
+    release.set()
+    other.join(10)
+    assert results["b"] == [(0, 9)]
+    assert results["a"] == [(0, 3), (3, 6), (6, 9)]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_gets_its_own_threads(three_threads):
     threads.parallel_for(3, lambda lo, hi: None, nbytes=100)  # the parent's pool exists

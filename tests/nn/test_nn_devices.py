@@ -11,7 +11,9 @@ from scratchgen.serialization import load, save
 
 
 def _net():
-    layers = [nn.Linear(4, 8), nn.BatchNorm1d(8), nn.LeakyReLU(0.2), nn.Dropout(0.2),
+    # no bias before the batch norm: its gradient is 0 in exact arithmetic, so rounding noise
+    # that Adam would scale up to steps of lr, differently on each device
+    layers = [nn.Linear(4, 8, bias=False), nn.BatchNorm1d(8), nn.LeakyReLU(0.2), nn.Dropout(0.2),
               nn.spectral_norm(nn.Linear(8, 8)), nn.LayerNorm(8), nn.Linear(8, 2)]
     return nn.Sequential(*layers)
 
