@@ -20,7 +20,7 @@ On the CPU the passes write into the output array (``out=``) instead of temporar
 large array is cut into slices that run on the kernel threads (``threads.parallel_passes``). The
 reference path (``reference/activation.py``) is the formulas as NumPy expressions. Measured on
 802,816 float32 numbers (a DCGAN's 64 x 64 x 14 x 14 activations, 2 cores): the leaky ReLU
-forward 0.55 -> 0.36 ms, its backward 1.04 -> 0.5 ms.
+forward 0.54 -> 0.46 ms, its backward 1.04 -> 0.61 ms.
 """
 from __future__ import annotations
 
@@ -80,10 +80,18 @@ def leaky_relu_forward(x, slope: float):
 
 
 def _leaky_factor(out, x, slope) -> None:
-    """``out = (1 - up) a + up`` with ``up = (x > 0)``: exactly 1 or ``a``."""
+    """``out = (1 - up) a + up`` with ``up = (x > 0)``: exactly 1 or ``a``. Where ``(1 - a) + a``
+    rounds to exactly 1 in the dtype (0.2, 0.01, 0.5 do), as ``up (1 - a) + a``: one pass
+    fewer, the same numbers."""
     up = np.greater(x, 0).view(np.uint8)
+    a = out.dtype.type(slope)
+    one_minus_a = out.dtype.type(1) - a
+    if one_minus_a + a == 1:
+        np.multiply(up, one_minus_a, out=out)
+        out += a
+        return
     np.subtract(1, up, out=out)
-    out *= out.dtype.type(slope)
+    out *= a
     out += up
 
 

@@ -283,6 +283,7 @@ def _split(n: int, fn: Callable[[int, int], R], nbytes: int, kernel: bool) -> li
         # another Python thread using the workers: run this kernel on the calling thread
         if parts <= 1 or not _pool_lock.acquire(blocking=False):
             return [_run_slice(fn, 0, n)] if n > 0 else []
+        waited = False
         try:
             bounds = [n * i // parts for i in range(parts + 1)]
             workers = _pool(parts - 1)
@@ -297,7 +298,10 @@ def _split(n: int, fn: Callable[[int, int], R], nbytes: int, kernel: bool) -> li
             for i in range(1, parts):
                 results[i], e = workers[i - 1].wait()
                 error = error or e
+            waited = True
         finally:
+            if not waited:  # interrupted (Ctrl-C) while workers may still run their slices:
+                _workers.clear()  # leave them to finish alone; the next call starts new ones
             _pool_lock.release()
         if kernel:
             _last_parallel = time.monotonic()

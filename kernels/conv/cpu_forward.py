@@ -27,8 +27,8 @@ the input -- and the product is a sum over the kernel rows,
     Y = sum_i  cols[:, d_h i : d_h i + Ho] @ W_i^T      (W_i: row i of the kernel, (O, kw*C)),
 
 where each ``cols[:, d_h i : d_h i + Ho]`` is, per image, a contiguous (Ho*Wo, kw*C) matrix: a
-view, no copy. kh products with K = kw*C instead of one with K = kh*kw*C, and a third of the
-copying (``PERFORMANCE.md``).
+view, no copy: kh products with K = kw*C instead of one with K = kh*kw*C, and 1/kh of the
+copying (measured in ``PERFORMANCE.md``).
 
 **Threads.** The images of a batch are independent, so the batch is split across threads
 (``kernels.threads.parallel_for``), and each thread runs the whole pipeline -- im2col,
@@ -58,6 +58,10 @@ _TRANSPOSE_BLOCK_BYTES = 32 << 10
 
 # Below this many input channels im2col and col2im work on NCHW planes, not in NHWC.
 _PLANES_MAX_CHANNELS = 8
+
+# Stride 1 down the rows goes by kernel rows while a row window (kw*C numbers) is at most this
+# wide; wider, the kh products' extra passes over the output cost more than the copying saved.
+_ROWS_MAX_WIDTH = 512
 
 # The forward keeps its im2col matrix for the weight gradient while it is at most this big.
 _SAVED_COLUMNS_BYTES = 256 << 20
@@ -231,7 +235,7 @@ def _forward_rows_images(x: np.ndarray, wrows: np.ndarray, b, geo: _Geometry, y:
     else:
         chunks, step, cols_buf = [(0, geo.n)], geo.n, cols
     ymat_buf = np.empty((step, l, geo.o), dtype=x.dtype)
-    part_buf = np.empty_like(ymat_buf) if geo.kh > 1 else None
+    part_buf = np.empty_like(ymat_buf)
     for lo, hi in chunks:
         cols, ymat = cols_buf[: hi - lo], ymat_buf[: hi - lo]
         _row_windows_cpu(x[lo:hi], geo, cols)
@@ -251,8 +255,10 @@ def _planes(geo: _Geometry) -> bool:
 
 def _rows(geo: _Geometry) -> bool:
     """Whether the forward goes by kernel rows (``_forward_rows_images``): stride 1 down the
-    rows, a kernel of several rows, and channels enough for NHWC."""
-    return geo.sh == 1 and geo.kh > 1 and not _planes(geo)
+    rows, a kernel of several rows, channels enough for NHWC and row windows of at most
+    ``_ROWS_MAX_WIDTH`` numbers."""
+    return (geo.sh == 1 and geo.kh > 1 and not _planes(geo)
+            and geo.kw * geo.c <= _ROWS_MAX_WIDTH)
 
 
 def _columns_shape(geo: _Geometry) -> tuple[int, ...]:

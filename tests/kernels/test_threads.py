@@ -144,6 +144,22 @@ def test_calls_from_two_python_threads_both_complete(three_threads):
     assert results["a"] == [(0, 3), (3, 6), (6, 9)]
 
 
+def test_an_interrupt_while_waiting_leaves_working_threads(three_threads, monkeypatch):
+    """Ctrl-C while the caller waits on a worker: the next kernel gets fresh workers and the
+    right results (the interrupted workers may still be finishing their slices)."""
+    threads.parallel_for(3, lambda lo, hi: None, nbytes=100)
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(threads._Worker, "wait", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            threads.parallel_for(3, lambda lo, hi: (lo, hi), nbytes=100)
+    assert threads.parallel_for(3, lambda lo, hi: (lo, hi), nbytes=100) == [(0, 1), (1, 2),
+                                                                            (2, 3)]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_gets_its_own_threads(three_threads):
     threads.parallel_for(3, lambda lo, hi: None, nbytes=100)  # the parent's pool exists
