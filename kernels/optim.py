@@ -1,15 +1,8 @@
-r"""The Adam (and AdamW) update of one parameter, in place.
+r"""The Adam (and AdamW) update of one parameter, in place: m and v move towards g and g^2,
+and theta steps by lr m_hat / (sqrt(v_hat) + eps), with weight decay and amsgrad as options --
+the formulas, line by line, are ``kernels/reference/optim.py``.
 
-With gradient g, step t = 1, 2, ..., weight decay lambda and learning rate lr:
-
-    g <- g + lambda theta                          (L2 weight decay: Adam's weight_decay)
-    theta <- theta (1 - lr lambda)                 (decoupled weight decay: AdamW)
-    m <- beta1 m + (1 - beta1) g
-    v <- beta2 v + (1 - beta2) g^2
-    v_max <- max(v_max, v), used in place of v     (amsgrad)
-    theta <- theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-
-Written as array expressions (``kernels/reference/optim.py``) this is a dozen passes over
+Written as array expressions this is a dozen passes over
 memory and as many new arrays per parameter, for a few flops per element: the update is bound
 by memory traffic and allocation, not arithmetic. Here the same operations, in the same order
 (so the result is the reference's, rounding included), run as ``out=`` ufunc calls into one

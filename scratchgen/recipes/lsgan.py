@@ -28,9 +28,9 @@ On the embedded digits the defaults are ``--width 32 --batch-size 32``, 100 epoc
 (0.731), recall 0.865 (0.842), class-histogram KL to uniform 0.052 (0.011); lr 1e-3 trained
 stably there.
 
-Measured on a shared 2-core CPU (other jobs running): 181 s per MNIST epoch (937 steps of 64;
-0.193 s per step, timed over the first 100 steps of
-``scratchgen train lsgan --data mnist --data-dir ../shared/data/mnist --steps 100``).
+Seconds per MNIST epoch (937 steps of 64), from the steps of ``scratchgen train lsgan --data
+mnist --data-dir ../shared/data/mnist --steps 60 --no-eval`` (``metrics.json``'s
+``train_seconds_per_step``) on an otherwise idle 2-core CPU: 76 s (0.081 s per step).
 
 The shared recipe, its outputs and its evaluation are in ``recipes/image_gan.py``.
 """

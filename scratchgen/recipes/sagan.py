@@ -23,9 +23,9 @@ by default half the image side (14 for 28x28, 16 for 32x32), which both networks
 On the embedded digits the defaults are ``--width 16 --batch-size 32``, 60 epochs (2760
 steps; 0.114 s per step, about 5 minutes); their sample quality was not measured.
 
-Measured on a shared 2-core CPU (other jobs running): 1712 s per MNIST epoch (937 steps of
-64; 1.83 s per step, timed over the first 100 steps of ``scratchgen train sagan --data mnist
---data-dir ../shared/data/mnist --steps 100``).
+Seconds per MNIST epoch (937 steps of 64), from the steps of ``scratchgen train sagan --data
+mnist --data-dir ../shared/data/mnist --steps 60 --no-eval`` (``metrics.json``'s
+``train_seconds_per_step``) on an otherwise idle 2-core CPU: 779 s (0.83 s per step).
 
 The shared recipe, its outputs and its evaluation are in ``recipes/image_gan.py``.
 """

@@ -17,9 +17,9 @@ Measured (2-core shared CPU, OPENBLAS_NUM_THREADS=1 -- with two BLAS threads on 
 2-core machine the threads wait on each other and a step is up to 7x slower):
 
     test loss by epoch, seeds 0 / 1 / 2 (--seed):
-      epoch 1   127.42 / 127.17 / 127.08      epoch 7   106.94 / 106.68 / 106.70
-      epoch 10  105.82 / 105.45 / 105.55      (the PyTorch example logs about 106.7 at epoch 7)
-    seed 0, 1000 test images: ELBO -105.2, IWAE bound (k = 64) -100.9 nats
+      epoch 1   127.42 / 127.18 / 127.08      epoch 7   106.93 / 106.69 / 106.68
+      epoch 10  105.75 / 105.47 / 105.49      (the PyTorch example logs about 106.7 at epoch 7)
+    seed 0, 1000 test images: ELBO -105.1, IWAE bound (k = 64) -100.9 nats
     FC VAE: about 5 s of process CPU time per epoch (469 steps); wall clock 8-16 s, other jobs
     sharing the machine. Conv VAE (32-64 channels, hidden 256): about 49 s CPU per epoch
     (165-200 s wall on the loaded machine); test loss 127.99, 111.03 after epochs 1, 2.
