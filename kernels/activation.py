@@ -57,7 +57,7 @@ def _sliced(pass_, out, *arrays) -> bool:
             return False
     flat = [a.reshape(-1) for a in (out,) + arrays]
     threads.parallel_passes(out.size, lambda lo, hi: pass_(*(a[lo:hi] for a in flat)),
-                         out.nbytes * (len(arrays) + 1))
+                            out.nbytes * (len(arrays) + 1))
     return True
 
 

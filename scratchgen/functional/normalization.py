@@ -112,10 +112,12 @@ def normalize_affine(x: Tensor, gamma: Tensor, beta: Tensor, axes: tuple[int, ..
     """gamma x_hat + beta with x_hat = (x - m) / sqrt(v + eps) over ``axes`` of an (N, C, ...)
     input (``axes`` without the channel axis 1) and (C,) ``gamma`` and ``beta``; returned with
     m and v (kept axes; constants, for the running statistics), as ``normalize_over``."""
-    if 1 in axes or gamma.shape != (x.shape[1],) or beta.shape != (x.shape[1],):
-        raise ValueError(f"normalize_affine: gamma and beta must have shape ({x.shape[1]},) and "
-                         f"axes must not hold the channel axis 1; got gamma {gamma.shape}, "
-                         f"beta {beta.shape}, axes {axes}")
+    axes = tuple(a % x.ndim for a in axes) if x.ndim else tuple(axes)
+    if x.ndim < 2 or 1 in axes or gamma.shape != (x.shape[1],) or beta.shape != (x.shape[1],):
+        channels = x.shape[1] if x.ndim >= 2 else "C"
+        raise ValueError(f"normalize_affine: an (N, C, ...) input, gamma and beta of shape "
+                         f"({channels},) and axes without the channel axis 1; got input "
+                         f"{x.shape}, gamma {gamma.shape}, beta {beta.shape}, axes {axes}")
     stats: dict = {}
     y = NormalizeAffine.apply(x, gamma, beta, axes=axes, eps=eps, stats=stats)
     return y, Tensor(stats["mean"]), Tensor(stats["var"])
