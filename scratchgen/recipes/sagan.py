@@ -25,7 +25,11 @@ steps; 0.114 s per step, about 5 minutes); their sample quality was not measured
 
 Seconds per MNIST epoch (937 steps of 64), from the steps of ``scratchgen train sagan --data
 mnist --data-dir ../shared/data/mnist --steps 60 --no-eval`` (``metrics.json``'s
-``train_seconds_per_step``) on an otherwise idle 2-core CPU: 779 s (0.83 s per step).
+``train_seconds_per_step``) on an otherwise idle 2-core CPU: 779 s (0.83 s per step). On
+MNIST, ``--epochs 2 --eval`` (1874 generator updates; 826 s per epoch): mostly recognisable
+digits, 10,000 samples against the test images on the shipped classifier's features: Frechet
+distance 134.7, KID 10.5, classifier score 6.25, precision 0.48, recall 0.67, class KL to
+uniform 0.09.
 
 The shared recipe, its outputs and its evaluation are in ``recipes/image_gan.py``.
 """
