@@ -15,29 +15,19 @@ control one factor of the digits (width, slant, thickness). The picture sweeps e
 The full recipe (also the capacity-annealed variant of Burgess et al. 2018):
 ``scratchgen train beta-vae``.
 """
-import argparse
-import os
-import sys
 
 import numpy as np
 
-import scratchgen as sg
 from scratchgen import optim
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models import vae_tools
 from scratchgen.models.beta_vae import BetaVAE
 from scratchgen.train import save_interpolation_strip
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+p = script_parser(__doc__, "beta_vae.png", 2000)
 p.add_argument("--beta", type=float, default=4.0, help="weight of the KL term")
-p.add_argument("--steps", type=int, default=2000, help="optimiser steps")
-p.add_argument("--out", default="beta_vae.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the model: the VAE's fully connected networks, z of 10 units, beta * KL in the loss
 model = BetaVAE(image_shape=(1, 28, 28), z_dim=10, beta=args.beta)

@@ -15,9 +15,6 @@ batch carries the real batch's labels.
 The full recipe (conditional batch norm, the projection discriminator, MNIST, class accuracy):
 ``scratchgen train cgan``.
 """
-import argparse
-import os
-import sys
 
 import numpy as np
 
@@ -27,17 +24,11 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.losses import gan
 from scratchgen.models.cgan import build_conditional_gan
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--steps", type=int, default=3000, help="optimiser steps of each network")
+p = script_parser(__doc__, "cgan.png", 3000, "optimiser steps of each network")
 p.add_argument("--width", type=int, default=32, help="channels of the first layer (paper: 64)")
-p.add_argument("--out", default="cgan.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the networks: DCGAN's, with the label concatenated to both inputs
 G, D = build_conditional_gan("concat", z_dim=100, image_size=28, channels=1,

@@ -18,9 +18,6 @@ able to undo it. The discriminators learn from a history of 50 generated images.
 The full recipe (MNIST, your own folders of pictures, learning-rate decay, classifier and stroke
 figures): ``scratchgen train cyclegan``.
 """
-import argparse
-import os
-import sys
 
 import numpy as np
 
@@ -30,17 +27,11 @@ from scratchgen.functional import l1_loss
 from scratchgen.models.cyclegan import ImagePool, build_cyclegan, identity_loss
 from scratchgen.optim import Adam
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--steps", type=int, default=400, help="iterations (a G and a D update each)")
+p = script_parser(__doc__, "cyclegan.png", 400, "iterations (a G and a D update each)")
 p.add_argument("--width", type=int, default=16, help="channels of G's and D's first layers")
-p.add_argument("--out", default="cyclegan.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the networks: ResNet generators (3 residual blocks on the 7x7 maps of a 28x28 digit) and
 #    2-layer PatchGANs; one Adam for both generators, one for both discriminators

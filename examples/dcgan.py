@@ -15,9 +15,6 @@ in G, LeakyReLU(0.2) in D, weights N(0, 0.02^2), Adam with lr 2e-4 and beta1 = 0
 The full recipe (MNIST, checkpoints, interpolations, FD / KID / precision / recall):
 ``scratchgen train dcgan``.
 """
-import argparse
-import os
-import sys
 
 import scratchgen as sg
 from scratchgen import optim
@@ -25,17 +22,11 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.losses import gan
 from scratchgen.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--steps", type=int, default=3000, help="optimiser steps of each network")
+p = script_parser(__doc__, "dcgan.png", 3000, "optimiser steps of each network")
 p.add_argument("--width", type=int, default=32, help="channels of the first layer (paper: 64)")
-p.add_argument("--out", default="dcgan.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the networks: G: z (100) -> 2w x 7 x 7 -> w x 14 x 14 -> 1 x 28 x 28; D mirrors it
 G = DCGANGenerator(z_dim=100, image_size=28, channels=1, width=args.width)

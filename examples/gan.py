@@ -15,9 +15,6 @@ the non-saturating loss -E_z[log D(G(z))] (the paper's Sec. 3 fix for early trai
 The full recipe (PacGAN packing, EMA, mode-coverage metrics, images):
 ``scratchgen train gan``.
 """
-import argparse
-import os
-import sys
 
 import numpy as np
 
@@ -27,17 +24,11 @@ from scratchgen.data import ArrayDataset, DataLoader, grid_of_gaussians, ring_of
 from scratchgen.losses import gan
 from scratchgen.models.gan import MLPDiscriminator, MLPGenerator
 from scratchgen.train import scatter_2d
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+p = script_parser(__doc__, "gan.png", 10000, "optimiser steps of each network")
 p.add_argument("--data", choices=["ring", "grid"], default="ring")
-p.add_argument("--steps", type=int, default=10000, help="optimiser steps of each network")
-p.add_argument("--out", default="gan.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the data: 100,000 points, 8 Gaussians (std 0.01) on the unit circle, or 25 (std 0.05)
 #    on the grid {-4, -2, 0, 2, 4}^2

@@ -17,25 +17,16 @@ The loss is -ELBO in nats per image; it reports the KL of each layer, top first.
 The full recipe (against single-layer VAEs of the same size, IWAE bounds, free bits):
 ``scratchgen train hierarchical-vae``.
 """
-import argparse
-import os
-import sys
 
 import scratchgen as sg
 from scratchgen import optim
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models.hierarchical_vae import HierarchicalVAE
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--steps", type=int, default=1500, help="optimiser steps")
-p.add_argument("--out", default="hierarchical_vae.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+p = script_parser(__doc__, "hierarchical_vae.png", 1500)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the model: resolutions 8 -> 4 -> 1; latents: one at 1x1, two at 4x4, one at 8x8
 model = HierarchicalVAE(in_channels=1, image_size=8, resolutions=(8, 4, 1),

@@ -16,26 +16,17 @@ The picture: 64 samples z ~ N(0, I) decoded.
 The full recipe (the general alpha / lambda family, the RBF kernel, MNIST):
 ``scratchgen train info-vae``.
 """
-import argparse
-import os
-import sys
 
 import scratchgen as sg
 from scratchgen import optim
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models.info_vae import InfoVAE
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+p = script_parser(__doc__, "info_vae.png", 2000)
 p.add_argument("--lambda", dest="lam", type=float, default=1000.0, help="weight of the MMD")
-p.add_argument("--steps", type=int, default=2000, help="optimiser steps")
-p.add_argument("--out", default="info_vae.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the model: the VAE's fully connected networks; alpha = 1 (no per-image KL), IMQ kernel
 model = InfoVAE(image_shape=(1, 28, 28), z_dim=20, alpha=1.0, lambda_=args.lam, kernel="imq")

@@ -17,25 +17,16 @@ each minimised by its own Adam, the other network held fixed. A few plain-VAE st
 
 The full recipe (MNIST, checkpoints, resume): ``scratchgen train intro-vae``.
 """
-import argparse
-import os
-import sys
 
 import scratchgen as sg
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models.intro_vae import IntroVAE, IntroVAETrainStep
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--steps", type=int, default=1200, help="iterations (one E and one G step each)")
+p = script_parser(__doc__, "intro_vae.png", 1200, "iterations (one E and one G step each)")
 p.add_argument("--warmup", type=int, default=230, help="plain-VAE steps first")
-p.add_argument("--out", default="intro_vae.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the model: residual conv networks for 8x8 images, z of 16 units; the losses above live in
 #    IntroVAETrainStep (encoder_loss, generator_loss, vae_loss), with one Adam per network

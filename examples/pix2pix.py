@@ -19,9 +19,6 @@ digits.
 The full recipe (MNIST, coarse sketches, L2, sharpness and classifier figures):
 ``scratchgen train pix2pix``.
 """
-import argparse
-import os
-import sys
 
 import numpy as np
 
@@ -30,18 +27,12 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays, paired_
 from scratchgen.models.pix2pix import build_pix2pix, discriminator_loss, generator_loss
 from scratchgen.optim import Adam
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+p = script_parser(__doc__, "pix2pix.png", 1000, "optimiser steps of each network")
 p.add_argument("--loss", choices=["gan+l1", "l1"], default="gan+l1")
-p.add_argument("--steps", type=int, default=1000, help="optimiser steps of each network")
 p.add_argument("--width", type=int, default=16, help="channels of G's and D's first layers")
-p.add_argument("--out", default="pix2pix.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the networks: a U-Net from 32x32 down to 1x1 and back, with skip connections and dropout;
 #    a PatchGAN of 2 layers (each logit judges a 34x34 patch) on the 2-channel pair (x, y)

@@ -17,9 +17,6 @@ G step:
 
 The full recipe (class-conditional as the paper, MNIST, FD / KID): ``scratchgen train sagan``.
 """
-import argparse
-import os
-import sys
 
 import scratchgen as sg
 from scratchgen import optim
@@ -27,18 +24,12 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.losses import gan
 from scratchgen.models.sagan import SADiscriminator, SAGenerator
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--steps", type=int, default=2500, help="optimiser steps of each network")
+p = script_parser(__doc__, "sagan.png", 2500, "optimiser steps of each network")
 p.add_argument("--width", type=int, default=16, help="channels of the widest-resolution layer "
                                                      "(paper: 64)")
-p.add_argument("--out", default="sagan.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the networks: residual blocks with spectral norm, self-attention on the 14x14 maps
 G = SAGenerator(z_dim=128, image_size=28, channels=1, width=args.width, attention_resolution=14)

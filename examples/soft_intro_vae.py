@@ -16,24 +16,15 @@ the fakes' KL) and scaled by 1 / (pixels); ``SoftIntroVAETrainStep`` writes both
 The full recipe (MNIST with the official network, checkpoints, metrics):
 ``scratchgen train soft-intro-vae``; on 2-D data: ``scratchgen train soft-intro-vae-toy``.
 """
-import argparse
-import os
-import sys
 
 import scratchgen as sg
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models.soft_intro_vae import SoftIntroVAE, SoftIntroVAETrainStep
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--steps", type=int, default=1400, help="iterations (one E and one D step each)")
-p.add_argument("--out", default="soft_intro_vae.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+p = script_parser(__doc__, "soft_intro_vae.png", 1400, "iterations (one E and one D step each)")
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the model: residual conv networks for 8x8 images, z of 32 units. The official MNIST
 #    weights (beta_kl 1, beta_neg 256 for 784 pixels) scaled to 64 pixels: x 64 / 784

@@ -21,9 +21,6 @@ is VGG-16 with fixed random weights: it carries colours and textures, not a pain
 The full recipe (other styles and photos, real VGG weights, loss curves):
 ``scratchgen train style-transfer``.
 """
-import argparse
-import os
-import sys
 
 import numpy as np
 
@@ -34,18 +31,12 @@ from scratchgen.models.style_transfer import TransformerNet, optimize_image
 from scratchgen.models.vgg import random_vgg16
 from scratchgen.optim import Adam
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+p = script_parser(__doc__, "style_transfer.png", 200)
 p.add_argument("--optimize", action="store_true", help="optimise one photo's pixels (Gatys)")
-p.add_argument("--steps", type=int, default=200, help="optimiser steps")
 p.add_argument("--width", type=int, default=16, help="channels of the network's first layer")
-p.add_argument("--out", default="style_transfer.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 rng = np.random.default_rng(args.seed)
 
 # 1. the loss: VGG-16 (random He-scaled weights), content at relu2_2, style at the four layers;

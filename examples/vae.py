@@ -14,26 +14,17 @@ The loss below is -ELBO in nats per image. After training, z ~ N(0, I) decoded g
 The full recipe (run folder, checkpoints, resume, IWAE bound, more pictures):
 ``scratchgen train vae``.
 """
-import argparse
-import os
-import sys
 
 import scratchgen as sg
 from scratchgen import optim
 from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models.vae import VAE
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+p = script_parser(__doc__, "vae.png", 2000)
 p.add_argument("--conv", action="store_true", help="convolutional networks instead of MLPs")
-p.add_argument("--steps", type=int, default=2000, help="optimiser steps")
-p.add_argument("--out", default="vae.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the model: z of 20 units, the PyTorch example's networks
 model = VAE(image_shape=(1, 28, 28), z_dim=20, arch="conv" if args.conv else "fc")

@@ -17,9 +17,6 @@ et al. 2016) is then fitted to the code maps of the training images, and its sam
 
 The full recipes: ``scratchgen train vq-vae``, then ``scratchgen train pixelcnn-prior``.
 """
-import argparse
-import os
-import sys
 
 import numpy as np
 
@@ -29,17 +26,11 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.models.pixelcnn import PixelCNN
 from scratchgen.models.vq_vae import VQVAE
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--steps", type=int, default=600, help="optimiser steps of the VQ-VAE")
+p = script_parser(__doc__, "vq_vae.png", 600, "optimiser steps of the VQ-VAE")
 p.add_argument("--prior-steps", type=int, default=500, help="optimiser steps of the prior")
-p.add_argument("--out", default="vq_vae.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the data: the embedded digits at 28x28, shifted to [-0.5, 0.5] (the Keras example's)
 x_train, _, x_test, _ = load_image_arrays("digits", size=28)

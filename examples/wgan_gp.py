@@ -18,9 +18,6 @@ betas (0.5, 0.9) draws digits.
 The full recipe (MNIST, layer norm in the critic, FD / KID / precision / recall):
 ``scratchgen train wgan-gp``.
 """
-import argparse
-import os
-import sys
 
 import scratchgen as sg
 from scratchgen import optim
@@ -28,18 +25,12 @@ from scratchgen.data import ArrayDataset, DataLoader, load_image_arrays
 from scratchgen.losses import gan
 from scratchgen.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from scratchgen.train import save_image_grid
+from scratchgen.train.options import script_args, script_parser
 
-p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--steps", type=int, default=6000, help="critic steps (G steps: a fifth)")
+p = script_parser(__doc__, "wgan_gp.png", 6000, "critic steps (G steps: a fifth)")
 p.add_argument("--width", type=int, default=32, help="channels of the first layer (paper: 64)")
 p.add_argument("--lr", type=float, default=4e-4, help="Adam's learning rate (paper: 1e-4)")
-p.add_argument("--out", default="wgan_gp.png", help="the picture to write")
-p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-p.add_argument("--seed", type=int, default=0)
-args = p.parse_args()
-if os.path.exists(args.out) and not args.force:
-    sys.exit(f"{args.out} exists: pass --force to overwrite it, or another --out")
-sg.manual_seed(args.seed)
+args = script_args(p)  # refuses an existing --out without --force; seeds
 
 # 1. the networks: DCGAN's, without batch norm in the critic; z of 128 units
 G = DCGANGenerator(z_dim=128, image_size=28, channels=1, width=args.width)

@@ -13,6 +13,9 @@ data is read or any file written:
   Trainer's ``checkpoint_seconds`` and ``allow_nonfinite``.
 - ``data_errors(data, data_dir)``: the data layer's errors (written for Python callers:
   ``data_dir=``) reworded for the command line (``--data-dir``).
+- ``script_parser`` / ``script_args``: the options every script of ``examples/`` takes
+  (``--steps``, ``--out``, ``--force``, ``--seed``), an existing ``--out`` refused unless
+  ``--force``, and the seed set.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from scratchgen.train.run import RunError
 
 __all__ = ["ArgumentParser", "integer", "positive_int", "nonnegative_int", "finite_float",
            "positive_float", "nonnegative_float", "fraction", "unit_interval", "device",
-           "add_run_options", "data_errors", "flag_error", "DEFAULT_CHECKPOINT_SECONDS"]
+           "add_run_options", "data_errors", "flag_error", "DEFAULT_CHECKPOINT_SECONDS",
+           "script_parser", "script_args"]
 
 #: ``--checkpoint-every``'s default: a run killed without warning loses at most a minute.
 DEFAULT_CHECKPOINT_SECONDS = 60.0
@@ -168,3 +172,28 @@ def data_errors(data: str, data_dir: str | None) -> Iterator[None]:
                            f"{files})") from None
         raise RunError(f"--data {data}: the files are not in the cache and could not be "
                        f"downloaded; pass --data-dir DIR, a folder holding {files}") from None
+
+
+def script_parser(doc: str | None, out: str, steps: int,
+                  steps_help: str = "optimiser steps") -> ArgumentParser:
+    """The parser of a script of ``examples/``, described by its docstring's first paragraph,
+    with ``--steps`` (default ``steps``), ``--out`` (the picture, default ``out``),
+    ``--force`` and ``--seed``; the script adds its own options."""
+    p = ArgumentParser(description=(doc or "").split("\n\n")[0])
+    p.add_argument("--steps", type=positive_int, default=steps, help=steps_help)
+    p.add_argument("--out", default=out, help="the picture to write")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--seed", type=integer, default=0)
+    return p
+
+
+def script_args(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a script's options; stop with one line if ``--out`` exists and ``--force`` is not
+    given (nothing the user has is overwritten); set the random seed."""
+    args = p.parse_args(argv)
+    if os.path.exists(args.out) and not args.force:
+        p.exit(1, f"{args.out} exists: pass --force to overwrite it, or another --out\n")
+    from scratchgen import manual_seed
+
+    manual_seed(args.seed)
+    return args
