@@ -1,23 +1,29 @@
 """Mode coverage of the MLP GAN and PacGAN on the ring and the grid, over seeds (PacGAN Table 1).
 
-    scratchgen bench modes                         # GAN and PacGAN4, ring and grid, 10 seeds
-    scratchgen bench modes --quick                 # 2 seeds, a quarter of the steps: a smoke run
+    scratchgen bench modes                  # GAN and PacGAN4, ring and grid, 10 seeds
+    scratchgen bench modes --jobs 2         # two runs at a time, each on one thread
+    scratchgen bench modes --quick          # 2 seeds, a quarter of the steps: a smoke run
     scratchgen bench modes --configs pacgan4 --data grid --seeds 3 --steps 8000
-    scratchgen bench modes --list                  # the configs
+    scratchgen bench modes --list           # the configs
 
 Each run trains ``scratchgen train gan`` 's networks with its training code
 (``scratchgen.recipes.gan.train``; nothing is written to disk for it) from seed s = 0, 1, ...
-for 10,000 updates on the ring and 30,000 on the grid -- fewer than the example's defaults
-(20,000 and 100,000), to fit 40 runs in about 45 minutes of two shared cores -- then
-draws 2,500 samples (the EMA generator when the config keeps one) and scores them with
-``scratchgen.metrics.modes`` (PacGAN's protocol: a sample is of high quality within 3 standard
-deviations of its nearest mode; a mode is captured when it has a high-quality sample; reverse
-KL of the high-quality samples' mode histogram against the uniform one). The table gives the
-mean +- standard error (std / sqrt(seeds)) over seeds of the modes captured, the high-quality
-percentage and the reverse KL, with how many seeds captured every mode, the worst seed's
-high-quality percentage and the seconds per run; under it, PacGAN's published modes and
-high-quality percentages (their Table 1: 400,000 updates of larger networks at lr 1e-4).
-Pictures of seed 0's samples over the modes go to --out.
+for the example's number of updates (20,000 on the ring, 100,000 on the grid: ``--steps``
+changes it), then draws 2,500 samples (the EMA generator when the config keeps one) and scores
+them with ``scratchgen.metrics.modes`` (PacGAN's protocol: a sample is of high quality within
+3 standard deviations of its nearest mode; a mode is captured when it has a high-quality
+sample; reverse KL of the high-quality samples' mode histogram against the uniform one). The
+table gives the mean +- standard error (std / sqrt(seeds)) over seeds of the modes captured,
+the high-quality percentage and the reverse KL, with how many seeds captured every mode, the
+worst seed's high-quality percentage and the seconds per run; under it, PacGAN's published
+modes and high-quality percentages (their Table 1: 400,000 updates of larger networks at lr
+1e-4). Pictures of seed 0's samples over the modes go to --out.
+
+``--jobs N`` trains N runs at once in N processes, each with one kernel thread and one BLAS
+thread (``SCRATCHGEN_NUM_THREADS=1``, ``OPENBLAS_NUM_THREADS=1``, ...). A run's result depends on
+its thread count only through the rounding of sums, but GAN training amplifies such differences,
+so the same seed can end with another mode count on another thread count: compare the figures
+of many seeds, not single runs.
 
 Configs (``--configs``, comma-separated), each on top of the example's defaults for the data
 set (see ``scratchgen train gan --help``):
@@ -29,9 +35,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
+import os
 import pathlib
 import time
-from typing import Any
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -41,18 +50,14 @@ from scratchgen.metrics.modes import setting_coverage
 
 #: name -> (command-line options of ``scratchgen train gan``, description)
 CONFIGS: dict[str, tuple[list[str], str]] = {
-    "gan": (["--pack", "1", "--batch-size", "100", "--ema", "0"],
-            "Goodfellow's GAN: no packing, batch 100, no EMA (same networks and schedule)"),
-    "gan-ema": (["--pack", "1", "--batch-size", "100"],
-                "the GAN with the EMA generator (decay 0.999)"),
-    "pacgan4": ([], "PacGAN4 with the EMA generator: the example's default (batch 400 = 100 "
-                    "packs of 4)"),
+    "gan": (["--pack", "1", "--batch-size", "100", "--ema", "0", "--r1", "0"],
+            "Goodfellow's GAN: no packing, batch 100, no EMA, no R1 (same networks and "
+            "schedule)"),
+    "pacgan4": ([], "the example's default: PacGAN4 (batch 400 = 100 packs of 4) with the EMA "
+                    "generator, and R1 (gamma 0.3) on the grid"),
+    "pacgan4-no-r1": (["--r1", "0"], "PacGAN4 with the EMA generator, without R1"),
 }
 DEFAULT_CONFIGS = ("gan", "pacgan4")
-
-#: updates per run: fewer than ``scratchgen train gan`` 's defaults (20,000 on the ring,
-#: 100,000 on the grid), to keep 10 seeds x 2 configs x 2 data sets near 45 minutes on 2 cores
-BENCH_STEPS = {"ring": 10_000, "grid": 30_000}
 
 #: PacGAN, Table 1: (modes captured, its standard error, high-quality %) per data set
 PUBLISHED = {
@@ -63,7 +68,7 @@ PUBLISHED = {
 }
 
 __doc__ = __doc__.replace("CONFIG_LIST", "\n".join(
-    f"    {k:10s} {v[1]}" + (f" ({' '.join(v[0])})" if v[0] else "")
+    f"    {k:13s} {v[1]}" + (f" ({' '.join(v[0])})" if v[0] else "")
     for k, v in CONFIGS.items()))
 
 
@@ -96,6 +101,34 @@ def run_one(config: str, data: str, seed: int, steps: int | None,
             "seconds": seconds, **cov}
 
 
+#: the variables that set the thread counts of the kernels and of the BLAS libraries
+_THREAD_VARIABLES = ("SCRATCHGEN_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                     "MKL_NUM_THREADS")
+
+
+def _run_all(tasks: list[tuple], jobs: int) -> Iterator[dict[str, Any]]:
+    """``run_one(*task)`` for every task, in order; ``jobs`` > 1 trains that many at once in
+    child processes started with one thread each (the variables are read when NumPy loads)."""
+    if jobs == 1:
+        for task in tasks:
+            yield run_one(*task)
+        return
+    saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+    os.environ.update({k: "1" for k in _THREAD_VARIABLES})
+    try:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(run_one, *task) for task in tasks]
+            for f in futures:
+                yield f.result()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard error over the seeds of one (config, data) cell."""
     modes = _mean_se([r["modes_captured"] for r in rows])
@@ -110,14 +143,14 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def format_table(cells: list[dict[str, Any]]) -> str:
-    head = (f"{'config':10s} {'data':5s} {'steps':>6s} {'seeds':>5s}  {'modes':>14s}  "
+    head = (f"{'config':13s} {'data':5s} {'steps':>6s} {'seeds':>5s}  {'modes':>14s}  "
             f"{'all':>5s}  {'high quality %':>14s}  {'min HQ %':>8s}  {'reverse KL':>13s}  "
             f"{'s/run':>6s}")
     lines = [head, "-" * len(head)]
     for c in cells:
         m, hq, kl = c["modes"], c["high_quality_percent"], c["reverse_kl"]
         lines.append(
-            f"{c['config']:10s} {c['data']:5s} {c['steps']:6d} {c['seeds']:5d}  "
+            f"{c['config']:13s} {c['data']:5s} {c['steps']:6d} {c['seeds']:5d}  "
             f"{m[0]:5.1f} +- {m[1]:3.1f} /{c['num_modes']:<2d} "
             f"{c['all_modes_seeds']:2d}/{c['seeds']:<2d}  {hq[0]:6.1f} +- {hq[1]:4.1f}  "
             f"{c['min_high_quality_percent']:8.1f}  {kl[0]:6.3f} +- {kl[1]:.3f}  "
@@ -127,7 +160,7 @@ def format_table(cells: list[dict[str, Any]]) -> str:
                  "D 3x200 maxout):")
     for (config, data), v in PUBLISHED.items():
         k = 8 if data == "ring" else 25
-        lines.append(f"{'GAN' if config == 'gan' else 'PacGAN4':10s} {data:5s}  "
+        lines.append(f"{'GAN' if config == 'gan' else 'PacGAN4':13s} {data:5s}  "
                      f"{v[0]:5.1f} +- {v[1]:3.1f} /{k:<2d}  high quality {v[2]:.1f} %")
     return "\n".join(lines)
 
@@ -140,7 +173,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="ring,grid", help="ring, grid or ring,grid")
     p.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 per cell")
     p.add_argument("--steps", type=int, default=None,
-                   help="updates per run (default: 10,000 on the ring, 30,000 on the grid)")
+                   help="updates per run (default: the example's, 20,000 on the ring and "
+                        "100,000 on the grid)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once, each in its own process on one thread")
     p.add_argument("--quick", action="store_true",
                    help="2 seeds and a quarter of the steps (unless given)")
     p.add_argument("--out", default="runs/bench-modes", help="folder for pictures and JSON")
@@ -153,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     memory.configure_malloc()  # reuse freed temporaries, as training does
     if args.list:
         for k, v in CONFIGS.items():
-            print(f"{k:10s} {v[1]}")
+            print(f"{k:13s} {v[1]}")
         return 0
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     for c in configs:
@@ -168,27 +204,33 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--seeds {args.seeds}: must be at least 1")
     if args.steps is not None and args.steps < 1:
         raise SystemExit(f"--steps {args.steps}: must be positive")
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs {args.jobs}: must be at least 1")
     seeds = 2 if args.quick and args.seeds == 10 else args.seeds
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     cells, runs = [], []
+    tasks = []
     for data in datas:
         for config in configs:
-            steps = args.steps if args.steps is not None else BENCH_STEPS[data]
+            steps = args.steps if args.steps is not None else example.DEFAULTS[data]["steps"]
             if args.quick and args.steps is None:
                 steps //= 4
-            rows = []
-            for seed in range(seeds):
-                pic = out / f"{config}-{data}.png" if seed == 0 else None
-                r = run_one(config, data, seed, steps, pic)
-                rows.append(r)
-                print(f"{config} {data} seed {seed}: {r['modes_captured']}/{r['num_modes']} "
-                      f"modes, {100 * r['high_quality_fraction']:.1f}% high quality, "
-                      f"reverse KL {r['reverse_kl']:.3f} ({r['steps']} steps, "
-                      f"{r['seconds']:.0f} s)", flush=True)
+            tasks += [(config, data, seed, steps,
+                       out / f"{config}-{data}.png" if seed == 0 else None)
+                      for seed in range(seeds)]
+    rows: list[dict[str, Any]] = []
+    for r in _run_all(tasks, args.jobs):
+        print(f"{r['config']} {r['data']} seed {r['seed']}: {r['modes_captured']}/"
+              f"{r['num_modes']} modes, {100 * r['high_quality_fraction']:.1f}% high quality, "
+              f"reverse KL {r['reverse_kl']:.3f} ({r['steps']} steps, {r['seconds']:.0f} s)",
+              flush=True)
+        rows.append(r)
+        if len(rows) == seeds:  # the tasks come back in order, a cell's seeds together
             runs += rows
             cells.append(summarize(rows))
+            rows = []
     table = format_table(cells)
     print()
     print(table)

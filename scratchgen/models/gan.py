@@ -52,7 +52,8 @@ from the official code:
   statistics with 0.05) and its per-batch statistics in training mode.
 * ``init="pytorch"`` (uniform +-1/sqrt(fan_in), biases too) is offered beside the paper's
   N(0, 0.02^2); the toy example uses it, with smaller networks without batch norm trained at a
-  higher learning rate (``scratchgen.recipes.gan`` gives the measurements behind that).
+  higher learning rate, and R1 on the grid (``scratchgen.recipes.gan`` gives the measurements
+  behind that).
 
 For images G ends in a sigmoid (``output="sigmoid"``: pixels in [0, 1], as Goodfellow et al.'s
 MNIST generator) and reshapes to ``out_shape``; D flattens each image first.
