@@ -2,9 +2,9 @@ r"""The Adam (and AdamW) update of one parameter, in place: m and v move towards
 and theta steps by lr m_hat / (sqrt(v_hat) + eps), with weight decay and amsgrad as options --
 the formulas, line by line, are ``kernels/reference/optim.py``.
 
-Written as array expressions this is a dozen passes over
-memory and as many new arrays per parameter, for a few flops per element: the update is bound
-by memory traffic and allocation, not arithmetic. Here the same operations, in the same order
+Written as array expressions, as the reference is, the update makes a dozen passes over memory
+and as many new arrays per parameter, for a few flops per element: it is bound by memory
+traffic and allocation, not arithmetic. Here the same operations, in the same order
 (so the result is the reference's, rounding included), run as ``out=`` ufunc calls into one
 scratch buffer (two with L2 weight decay, which must not write the gradient): nothing is
 allocated per operation. They run on blocks of ``_BLOCK`` elements, so that the dozen passes

@@ -112,7 +112,10 @@ def normalize_affine(x: Tensor, gamma: Tensor, beta: Tensor, axes: tuple[int, ..
     """gamma x_hat + beta with x_hat = (x - m) / sqrt(v + eps) over ``axes`` of an (N, C, ...)
     input (``axes`` without the channel axis 1) and (C,) ``gamma`` and ``beta``; returned with
     m and v (kept axes; constants, for the running statistics), as ``normalize_over``."""
-    axes = tuple(a % x.ndim for a in axes) if x.ndim else tuple(axes)
+    if any(not -x.ndim <= a < x.ndim for a in axes):
+        raise ValueError(f"normalize_affine: axes {tuple(axes)} out of range for an input of "
+                         f"shape {x.shape}")
+    axes = tuple(a % x.ndim for a in axes)
     if x.ndim < 2 or 1 in axes or gamma.shape != (x.shape[1],) or beta.shape != (x.shape[1],):
         channels = x.shape[1] if x.ndim >= 2 else "C"
         raise ValueError(f"normalize_affine: an (N, C, ...) input, gamma and beta of shape "

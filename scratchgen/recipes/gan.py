@@ -193,10 +193,10 @@ def parser() -> argparse.ArgumentParser:
 
 def _positive(args: argparse.Namespace, name: str, allow_zero: bool = False) -> None:
     v = getattr(args, name)
-    if v is None or v > 0 or (allow_zero and v == 0):
+    if v is None or (math.isfinite(v) and (v > 0 or (allow_zero and v == 0))):
         return
     flag = "--" + name.replace("_", "-")
-    raise SystemExit(f"{flag} {v}: must be {'>= 0' if allow_zero else 'positive'}")
+    raise SystemExit(f"{flag} {v}: must be {'>= 0' if allow_zero else 'positive'} and finite")
 
 
 def resolve(args: argparse.Namespace) -> argparse.Namespace:

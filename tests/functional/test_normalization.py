@@ -20,6 +20,8 @@ def _x(*shape):
     ((2, 3, 4, 4), 4, (0, 2, 3), r"gamma \(4,\)"),        # gamma of another width
     ((2, 3, 4, 4), 3, (0, -3), r"axes \(0, 1\)"),          # the channel axis, negative
     ((3,), 3, (0,), r"input \(3,\)"),                      # no channel axis
+    ((2, 3, 4, 4), 3, (0, 6), r"axes \(0, 6\) out of range"),  # not an axis (6 % 4 = 2)
+    ((2, 3, 4, 4), 3, (-5,), r"axes \(-5,\) out of range"),
 ])
 def test_bad_arguments_name_the_problem(shape, gamma, axes, match):
     g = sg.tensor(np.ones(gamma, np.float32))

@@ -205,6 +205,8 @@ def test_example_writes_its_run_folder(tmp_path):
     (["--loss", "hinge"], r"--loss hinge: unknown"),
     (["--pack", "0"], r"--pack 0: must be positive"),
     (["--r1", "-1"], r"--r1 -1.0: must be >= 0"),
+    (["--r1", "nan"], r"--r1 nan: must be >= 0 and finite"),
+    (["--lr", "inf"], r"--lr inf: must be positive and finite"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, argv, message):
     with pytest.raises(SystemExit, match=message) as info:
@@ -239,12 +241,24 @@ def test_mode_benchmark_jobs_keep_the_order_of_the_runs(tmp_path, capsys):
         modes.main(["--jobs", "0", "--out", str(tmp_path)])
 
 
-def test_r1_reaches_the_train_step():
-    grid = example.resolve(example.parser().parse_args(["--data", "grid"]))
-    assert grid.r1 > 0 and example.build_step(*example.build_networks(vars(grid)),
-                                              vars(grid)).r1_gamma == grid.r1
-    plain = example.resolve(example.parser().parse_args(["--data", "grid", "--r1", "0"]))
-    assert example.build_step(*example.build_networks(vars(plain)), vars(plain)).r1_gamma == 0
+def test_r1_enters_the_discriminator_loss_on_the_grid_only():
+    """The grid's default adds (gamma/2) E||grad_x l(x)||^2 to L_D: one step's logged r1 equals
+    r1_penalty of the D it saw, recomputed; with --r1 0, and on the ring, there is no such term."""
+    def one_step(argv):
+        args = example.resolve(example.parser().parse_args(_TINY + argv))
+        sg.manual_seed(0)
+        G, D = example.build_networks(vars(args))
+        step = example.build_step(G, D, vars(args))
+        x = sg.tensor(example.toy_set(args.data, 32, seed=0).points)
+        expected = float(gan_losses.r1_penalty(D, x, args.r1).item()) if args.r1 else None
+        return step.step(x), expected, args.r1
+
+    logged, expected, gamma = one_step(["--data", "grid"])
+    assert gamma == 0.3 and expected > 0
+    assert logged["r1"] == pytest.approx(expected, rel=1e-5)
+    for argv in (["--data", "grid", "--r1", "0"], ["--data", "ring"]):
+        logged, _, gamma = one_step(argv)
+        assert gamma == 0 and "r1" not in logged
     mnist = example.resolve(example.parser().parse_args(["--data", "mnist"]))
     assert mnist.r1 == 0
 
